@@ -1,0 +1,30 @@
+"""The chaos proxy: one mitmproxy process with a reverse listener per provider, faults
+applied on a schedule, every exchange recorded in the run directory's shards.
+
+Layout: `faults` (fault-file specs, pure), `schedule` (the timeline, pure), `exchange`
+(JSON-RPC parsing and outcome classification, pure), `addons/` (one mitmproxy addon
+per concern), `app` (the lean Master), `cli` (`python -m chaosproxy`).
+"""
+
+from chaosproxy.cli import Config as Config
+from chaosproxy.cli import Listener as Listener
+from chaosproxy.cli import main as main
+from chaosproxy.cli import parse_args as parse_args
+from chaosproxy.errors import ChaosProxyError as ChaosProxyError
+from chaosproxy.errors import ConfigError as ConfigError
+from chaosproxy.faults import FaultSpec as FaultSpec
+from chaosproxy.faults import load_faults as load_faults
+from chaosproxy.faults import parse_faults as parse_faults
+from chaosproxy.schedule import Timeline as Timeline
+
+__all__ = [
+    "ChaosProxyError",
+    "Config",
+    "ConfigError",
+    "FaultSpec",
+    "Listener",
+    "Timeline",
+    "load_faults",
+    "parse_args",
+    "parse_faults",
+]

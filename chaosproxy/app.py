@@ -1,0 +1,93 @@
+"""The lean mitmproxy `Master` of the chaos proxy and its run loop.
+
+Only the addons a reverse chaos proxy needs: `Core` (option checks), `Proxyserver`
+(the listeners), `NextLayer` (picks the reverse-proxy layer stack), `TlsConfig` (TLS
+to https upstreams), then ours. Left out on purpose: termlog and dumper (no
+per-request logging), errorcheck and keepserving (we check our own start-up and run
+until told to stop), script loading, flow storage, the web and console UIs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+
+from mitmproxy import master, options
+from mitmproxy.addons import core, next_layer, proxyserver, tlsconfig
+
+from chaosproxy.addons import (
+    FAULT_ADDONS,
+    ControlApi,
+    Lifecycle,
+    Providers,
+    Recorder,
+    Scheduler,
+)
+from chaosproxy.cli import Config
+from chaosproxy.errors import ConfigError
+from chaosproxy.recording import Shards
+from chaosproxy.schedule import Timeline
+
+__all__ = ["serve"]
+
+
+def _quiet_logging() -> None:
+    # mitmproxy logs every connection at INFO/DEBUG; keep only warnings and errors, on
+    # stderr, so the hot path does not even format log records.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("chaosproxy: %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+
+
+async def serve(config: Config) -> int:
+    """Runs the proxy until shut down; returns the exit code."""
+    _quiet_logging()
+    try:
+        shards = Shards(config.run_dir, config.proxy_id)
+    except OSError as e:
+        raise ConfigError(f"--run-dir {config.run_dir}: cannot write shards: {e}") from e
+    try:
+        listeners = {lst.name: lst.port for lst in config.listeners}
+        shards.lifecycle_event(
+            "started",
+            json.dumps(
+                {lst.name: {"port": lst.port, "upstream": lst.upstream} for lst in config.listeners}
+            ),
+        )
+        opts = options.Options()
+        m = master.Master(opts, with_termlog=False)
+        providers = Providers({lst.port: lst.name for lst in config.listeners})
+        scheduler = Scheduler(Timeline(list(config.faults)), providers, shards.fault_events)
+        control = ControlApi(scheduler, config.control_port)
+        lifecycle = Lifecycle(listeners, control, shards)
+        m.addons.add(
+            core.Core(),
+            proxyserver.Proxyserver(),
+            next_layer.NextLayer(),
+            tlsconfig.TlsConfig(),
+            scheduler,
+            *(cls() for cls in FAULT_ADDONS),
+            Recorder(config.proxy_id, providers, shards.upstream),
+            control,
+            lifecycle,
+        )
+        opts.update(
+            mode=[lst.mode for lst in config.listeners],
+            listen_host="127.0.0.1",
+            connection_strategy="lazy",
+        )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, m.shutdown)
+        # A router that hangs up mid-write must not kill the proxy.
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        await m.run()
+        return lifecycle.exit_code
+    finally:
+        # Normally closed by Lifecycle.done; this covers a shutdown before `running`.
+        shards.close()
