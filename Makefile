@@ -18,6 +18,9 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
+bench: $(STAMP)
+	$(BIN)/python bench/stack_latency.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
