@@ -18,6 +18,7 @@ from analysis import Check, RunJudgement, judge_run, write_reports
 from analysis.shards import ShardWriter, shard_path
 from examples.reference_router import render_config
 
+from .collectors import SystemCollector
 from .errors import ConfigError, RunError
 from .processes import Child, ProcessGroup, free_ports, wait_until
 
@@ -150,6 +151,10 @@ def run_demo(scenario: DemoScenario, runs_dir: Path) -> RunJudgement:
         lifecycle.append((time.time_ns(), child.name, child.role, child.pid, "spawned", None))
 
     group = ProcessGroup(run_dir / "logs", on_start=spawned)
+    system = ShardWriter(shard_path(run_dir / "system", "system", "runner"), "system")
+    collector = SystemCollector(
+        lambda: {c.pid: c.role for c in group.children if c.exited() is None}, system
+    )
 
     try:
         for name, port in zip(scenario.providers, provider_ports, strict=True):
@@ -223,6 +228,7 @@ def run_demo(scenario: DemoScenario, runs_dir: Path) -> RunJudgement:
         _wait(group, lambda: _get_ok(f"http://127.0.0.1:{control_port}/health"), "chaos proxy")
         _wait(group, lambda: _get_ok(f"http://127.0.0.1:{router_port}/health"), "router")
         event("ready")
+        collector.start()
 
         t0_ns = time.time_ns() + START_MARGIN_NS
         spec["t0_ns"] = t0_ns
@@ -273,6 +279,8 @@ def run_demo(scenario: DemoScenario, runs_dir: Path) -> RunJudgement:
             raise RunError(_died([load]))
         event("load_finished")
     finally:
+        collector.stop()
+        system.close()
         group.stop_all()
         event("stopped")
         lifecycle.close()
