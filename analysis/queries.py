@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-__all__ = ["query"]
+__all__ = ["query", "query_names"]
 
 
 @cache
@@ -28,3 +28,8 @@ def query(name: str) -> str:
         return _queries()[name]
     except KeyError:
         raise ValueError(f"no query named {name!r}; known: {sorted(_queries())}") from None
+
+
+def query_names() -> list[str]:
+    """Every named query, in file order."""
+    return list(_queries())

@@ -1,9 +1,11 @@
-"""Writing a judged run's reports: report.json, report.md and the printed summary."""
+"""Writing a judged run's reports: report.json, report.md (with SVG charts), report.html
+(one self-contained offline file), junit.xml, and the printed summary."""
 
 from __future__ import annotations
 
 import json
 import math
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import jinja2
@@ -12,34 +14,134 @@ from .verdict import RunJudgement
 
 __all__ = ["summary_text", "write_reports"]
 
+CHART_DIR = "charts"
+
 
 def _num(value: object) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
+    if isinstance(value, bool):
+        return str(value).lower()
     if isinstance(value, float):
         return f"{value:,.0f}" if value.is_integer() else f"{value:,.4g}"
     return str(value)
 
 
-def _env() -> jinja2.Environment:
+def _pct(value: object) -> str:
+    if value is None:
+        return "—"
+    return f"{float(value) * 100:+.1f}%"
+
+
+def _env(autoescape: bool) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader(__package__, ""),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
+        autoescape=autoescape,
     )
     env.filters["num"] = _num
+    env.filters["pct"] = _pct
+    env.filters["md"] = lambda s: str(s).replace("|", "\\|").replace("\n", " ")
     return env
 
 
-def write_reports(judgement: RunJudgement) -> list[Path]:
-    """Writes report.json and report.md into the run directory and returns their paths."""
+def _json_default(value: object) -> object:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return str(value)
+
+
+def _script_json(value: object) -> str:
+    # Inside <script>, "</" would end the element early.
+    return json.dumps(value, default=_json_default).replace("</", "<\\/")
+
+
+def write_junit(data: dict, path: Path) -> Path:
+    """One test case per SLO (suite `slos`) and per validity check (suite `validity`);
+    a failed one carries its evidence."""
+    root = ET.Element("testsuites", name=f"battle {data['run']}")
+    for suite_name in ("validity", "slos"):
+        results = data[suite_name]
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=suite_name,
+            tests=str(len(results)),
+            failures=str(sum(not r["passed"] for r in results)),
+            errors="0",
+        )
+        for r in results:
+            case = ET.SubElement(
+                suite, "testcase", classname=f"battle.{suite_name}", name=r["expression"]
+            )
+            evidence = (
+                f"observed: {_num(r['observed'])} {r['unit']}".rstrip()
+                + (f"\nworst window: {r['window']}" if r["window"] else "")
+                + (f"\nnote: {r['note']}" if r["note"] else "")
+                + f"\nquery:\n{r['query']}"
+            )
+            if not r["passed"]:
+                failure = ET.SubElement(
+                    case,
+                    "failure",
+                    message=f"{r['expression']} did not hold: observed {_num(r['observed'])}",
+                )
+                failure.text = evidence
+            ET.SubElement(case, "system-out").text = evidence
+    ET.indent(root)
+    path.write_text(ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n")
+    return path
+
+
+def write_reports(judgement: RunJudgement, *, charts: bool = True) -> list[Path]:
+    """Writes report.json, report.md (and its charts), report.html and junit.xml into
+    the run directory and returns their paths. `charts=False` skips the charts (and
+    report.html, which is made of them)."""
     data = judgement.as_dict()
     run_dir = judgement.run_dir
+    written = []
     json_path = run_dir / "report.json"
-    json_path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    json_path.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+    written.append(json_path)
+
+    specs: dict[str, dict] = {}
+    images: dict[str, str] = {}
+    if charts:
+        from .charts import build_charts, render_svg
+
+        specs = build_charts(data)
+        chart_dir = run_dir / CHART_DIR
+        chart_dir.mkdir(exist_ok=True)
+        for name, spec in specs.items():
+            path = chart_dir / f"{name}.svg"
+            path.write_text(render_svg(spec))
+            images[name] = f"{CHART_DIR}/{name}.svg"
+            written.append(path)
+
     md_path = run_dir / "report.md"
-    md_path.write_text(_env().get_template("report.md.j2").render(r=data))
-    return [json_path, md_path]
+    md_path.write_text(_env(False).get_template("report.md.j2").render(r=data, images=images))
+    written.append(md_path)
+    written.append(write_junit(data, run_dir / "junit.xml"))
+    if charts:
+        from .charts import javascript_bundle
+
+        html = (
+            _env(True)
+            .get_template("report.html.j2")
+            .render(
+                r=data,
+                specs_json=jinja2.utils.markupsafe.Markup(_script_json(specs)),
+                chart_names=list(specs),
+                bundle=jinja2.utils.markupsafe.Markup(
+                    javascript_bundle().replace("</script", "<\\/script")
+                ),
+            )
+        )
+        html_path = run_dir / "report.html"
+        html_path.write_text(html)
+        written.append(html_path)
+    return written
 
 
 def summary_text(judgement: RunJudgement) -> str:
@@ -58,5 +160,12 @@ def summary_text(judgement: RunJudgement) -> str:
         for r in results:
             mark = "ok  " if r.passed else "FAIL"
             lines.append(f"  {mark} {kind} {r.expression} (observed {_num(r.observed)})")
+    if judgement.comparison is not None:
+        for c in judgement.comparison:
+            if c.regressed:
+                lines.append(
+                    f"  REGR baseline {c.metric}: {_num(c.observed)} vs {_num(c.baseline)}"
+                    f" ({c.direction} is better, tolerance {c.tolerance:.0%})"
+                )
     lines.append(f"reports: {judgement.run_dir / 'report.md'}  {judgement.run_dir / 'report.json'}")
     return "\n".join(lines)

@@ -65,6 +65,9 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "rpc_code": "INTEGER",
         "bytes_in": "INTEGER",
         "bytes_out": "INTEGER",
+        # Every fault window that acted on the exchange, comma-separated (fault_id is
+        # the deciding one: the outcome or modifier, else the first delay).
+        "fault_ids": "VARCHAR",
     },
     # One row per transition of a fault; analysis pivots them into chaos_events.
     "fault_events": {
@@ -76,6 +79,12 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "planned_end": "BIGINT",
         "event": "VARCHAR",
         "t": "BIGINT",
+        # The fault's match object as JSON (null: every exchange), e.g. its
+        # probability and whether drawn per request or per connection.
+        "match": "VARCHAR",
+        # The fault as specified; fault_id is its window ("<spec_id>#<i>" when its
+        # schedule cuts it into several windows).
+        "spec_id": "VARCHAR",
     },
     "lifecycle": {
         "t": "BIGINT",
@@ -104,6 +113,9 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "t": "BIGINT",
         "reason": "VARCHAR",
         "close_code": "INTEGER",
+        # The subscription id the session holds (after `subscribe`), to join with
+        # ws_notifications.
+        "subscription": "VARCHAR",
     },
     "upstream_ws": {
         "provider": "VARCHAR",
@@ -114,6 +126,24 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "fault_id": "VARCHAR",
         "block_number": "BIGINT",
         "t": "BIGINT",
+        "flow_id": "VARCHAR",
+        # ws_delay: how long the notification was held; ws close: the code sent (null
+        # for an abnormal close).
+        "delay_ns": "BIGINT",
+        "close_code": "INTEGER",
+    },
+    # Chaos proxy self-report, one row per proxy process per second: the largest
+    # event-loop lag seen in the second (a 10 ms ticker's lateness), exchanges in
+    # flight at the end of the second, open client connections, exchanges started in
+    # the second, and the process's CPU use in the second (1.0 = one core busy).
+    "proxy_health": {
+        "t": "BIGINT",
+        "proxy": "VARCHAR",
+        "loop_lag_ns": "BIGINT",
+        "in_flight": "INTEGER",
+        "connections": "INTEGER",
+        "exchanges": "INTEGER",
+        "cpu": "DOUBLE",
     },
     "system": {
         "t": "BIGINT",

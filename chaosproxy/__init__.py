@@ -1,9 +1,12 @@
 """The chaos proxy: one mitmproxy process with a reverse listener per provider, faults
 applied on a schedule, every exchange recorded in the run directory's shards.
 
-Layout: `faults` (fault-file specs, pure), `schedule` (the timeline, pure), `exchange`
-(JSON-RPC parsing and outcome classification, pure), `addons/` (one mitmproxy addon
-per concern), `app` (the lean Master), `cli` (`python -m chaosproxy`).
+Layout: `faults` (the fault vocabulary and fault-file parsing, pure), `presets` (real
+provider failures by name), `matching` (matchers, token bucket, pure), `schedule` (the
+timeline and composition, pure), `rewrite` (bodies the faults send, pure), `exchange`
+(JSON-RPC parsing and outcome classification, pure), `addons/` (one mitmproxy addon per
+concern), `mitm_internals` (the only use of non-public mitmproxy names), `app` (the lean
+Master), `cli` (`python -m chaosproxy`).
 """
 
 from chaosproxy.cli import Config as Config

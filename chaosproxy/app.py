@@ -18,13 +18,17 @@ import sys
 from mitmproxy import master, options
 from mitmproxy.addons import core, next_layer, proxyserver, tlsconfig
 
+from chaosproxy import mitm_internals
 from chaosproxy.addons import (
-    FAULT_ADDONS,
     ControlApi,
+    Health,
+    HttpFaults,
     Lifecycle,
     Providers,
     Recorder,
+    RefuseListeners,
     Scheduler,
+    WsFaults,
 )
 from chaosproxy.cli import Config
 from chaosproxy.errors import ConfigError
@@ -62,20 +66,40 @@ async def serve(config: Config) -> int:
         opts = options.Options()
         m = master.Master(opts, with_termlog=False)
         providers = Providers({lst.port: lst.name for lst in config.listeners})
-        scheduler = Scheduler(Timeline(list(config.faults)), providers, shards.fault_events)
-        control = ControlApi(scheduler, config.control_port)
-        lifecycle = Lifecycle(listeners, control, shards)
+        timeline = Timeline(list(config.faults))
+        scheduler = Scheduler(timeline, providers, shards.fault_events)
+        recorder = Recorder(config.proxy_id, providers, shards.upstream)
+        ws = WsFaults(config.proxy_id, providers, timeline, shards.upstream_ws)
+        refuse = RefuseListeners(
+            {lst.name: lst.mode for lst in config.listeners}, listeners, shards
+        )
+        scheduler.on_transition += [ws.on_transition, refuse.on_transition]
+        health = Health(
+            config.proxy_id,
+            shards.proxy_health,
+            lambda: recorder.in_flight,
+            lambda: scheduler.exchanges,
+        )
+        control = ControlApi(
+            scheduler, config.control_port, providers.names, lambda: recorder.in_flight
+        )
+        lifecycle = Lifecycle(listeners, control, shards, config.start_now)
         m.addons.add(
             core.Core(),
             proxyserver.Proxyserver(),
             next_layer.NextLayer(),
             tlsconfig.TlsConfig(),
             scheduler,
-            *(cls() for cls in FAULT_ADDONS),
-            Recorder(config.proxy_id, providers, shards.upstream),
+            HttpFaults(),
+            recorder,
+            ws,
+            refuse,
+            health,
             control,
             lifecycle,
         )
+        # After every addon is in: events then reach only the addons implementing them.
+        mitm_internals.fast_hooks(m.addons)
         opts.update(
             mode=[lst.mode for lst in config.listeners],
             listen_host="127.0.0.1",

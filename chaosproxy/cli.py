@@ -1,7 +1,10 @@
 """`python -m chaosproxy`: parse and validate the command line, then run the proxy.
 
     python -m chaosproxy --proxy-id P0 --run-dir D --control-port C \
-        --listen NAME=PORT=UPSTREAM_URL [--listen ...] [--faults FILE.json]
+        --listen NAME=PORT=UPSTREAM_URL [--listen ...] [--faults FILE.json] [--start-now]
+
+`--start-now` starts the fault timeline (t0) as soon as the proxy is ready, for
+standalone use (`battle proxy`); a scenario runner instead POSTs /start with its t0.
 
 Exit codes: 0 clean shutdown (SIGTERM / SIGINT); 1 a listener or the control API could
 not bind; 2 bad arguments or fault file, reported in one line naming the field.
@@ -53,6 +56,7 @@ class Config:
     control_port: int
     listeners: tuple[Listener, ...]
     faults: tuple[FaultSpec, ...]
+    start_now: bool = False
 
 
 def _port(where: str, text: str) -> int:
@@ -109,6 +113,7 @@ def _parser() -> argparse.ArgumentParser:
         help="a provider listener; repeat for each provider",
     )
     p.add_argument("--faults", type=Path, help="fault file (JSON list)")
+    p.add_argument("--start-now", action="store_true", help="start the fault timeline when ready")
     return p
 
 
@@ -141,7 +146,7 @@ def parse_args(argv: Sequence[str]) -> Config:
     faults: tuple[FaultSpec, ...] = ()
     if args.faults is not None:
         faults = tuple(load_faults(args.faults, names))
-    return Config(proxy_id, run_dir, control_port, listeners, faults)
+    return Config(proxy_id, run_dir, control_port, listeners, faults, args.start_now)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -157,7 +162,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from chaosproxy.app import serve
 
     try:
-        return asyncio.run(serve(config))
+        # uvloop's C transports cut the per-exchange cost of mitmproxy's I/O (see
+        # bench/chaosproxy_throughput.py); the standard loop when it is not installed.
+        try:
+            import uvloop
+
+            loop_factory = uvloop.new_event_loop
+        except ImportError:
+            loop_factory = None
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(serve(config))
     except ConfigError as e:
         print(f"chaosproxy: {e}", file=sys.stderr, flush=True)
         return EXIT_USAGE

@@ -40,6 +40,8 @@ class RequestInfo:
     rpc_id: Any = None
     ids: tuple[Any, ...] = ()
     is_batch: bool = False
+    # Every element's method (one entry for a single request).
+    methods: tuple[str | None, ...] = (None,)
 
 
 _UNPARSED = RequestInfo()
@@ -59,17 +61,22 @@ def parse_request(body: bytes) -> RequestInfo:
     if isinstance(doc, dict):
         method = doc.get("method")
         rpc_id = doc.get("id")
-        return RequestInfo(method if isinstance(method, str) else None, 1, rpc_id, (rpc_id,), False)
+        method = method if isinstance(method, str) else None
+        return RequestInfo(method, 1, rpc_id, (rpc_id,), False, (method,))
     if isinstance(doc, list):
         ids = tuple(e.get("id") if isinstance(e, dict) else None for e in doc)
+        methods = tuple(
+            m if isinstance(m := (e.get("method") if isinstance(e, dict) else None), str) else None
+            for e in doc
+        )
         first = doc[0] if doc and isinstance(doc[0], dict) else {}
-        method = first.get("method")
         return RequestInfo(
-            method if isinstance(method, str) else None,
+            methods[0] if methods else None,
             len(doc),
             first.get("id"),
             ids,
             True,
+            methods,
         )
     return _UNPARSED
 

@@ -1,27 +1,73 @@
 """Judging one JSON-RPC answer: ok, rpc_error, http_error or invalid. Pure, no I/O.
 
-A 200 carrying a JSON-RPC error is an error, and a 200 carrying a wrong answer (wrong
-id, missing or malformed result) is `invalid`, never a success.
+A 200 carrying a JSON-RPC error is an error, and a 200 carrying a wrong answer is
+`invalid`, never a success: the id must match, the result must have the method's
+shape, and when a `Truth` is given (the mock fleet's chain), it must be true: a block
+has its true hash and parent, `eth_blockNumber` is neither ahead of the true head nor
+further behind it than `max_lag_blocks`.
+
+Every answer that implies a block number (a head, a block, a receipt's block) reports
+it as `result_block`, so analysis can see heads going backwards.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-__all__ = ["Judgement", "judge"]
+__all__ = ["DEFAULT_MAX_LAG_BLOCKS", "Judgement", "Truth", "judge", "judge_batch"]
 
 _QUANTITY = re.compile(r"0x(0|[1-9a-f][0-9a-f]*)\Z")
 _HASH = re.compile(r"0x[0-9a-f]{64}\Z")
+_DATA = re.compile(r"0x([0-9a-f]{2})*\Z")
+
+# A head this many blocks behind the true one still counts as correct: a node a couple
+# of blocks behind is normal (propagation), more is a stale answer.
+DEFAULT_MAX_LAG_BLOCKS = 2
 
 
-@dataclass(frozen=True, slots=True)
+class Truth(Protocol):
+    """What is true of the chain the providers serve (the mock fleet knows it)."""
+
+    def head_at(self, t_ns: int) -> int:
+        """The newest block number at epoch time `t_ns`."""
+        ...
+
+    def block_hash(self, n: int) -> str:
+        """The hash of block `n` (`0x` + 64 lower-case hex digits)."""
+        ...
+
+    # Optional: `produced_at(n) -> int`, when block n was produced (epoch ns), fills
+    # ws_notifications.t_produced.
+
+
+# Not frozen: a frozen dataclass costs 4x as much to build, and one is built per
+# call on the hot path. Treat it as immutable.
+@dataclass(slots=True)
 class Judgement:
     outcome: str
     rpc_code: int | None = None
     error: str | None = None
     result_block: int | None = None
+    result: object = None  # the result of an ok answer (the mix learns from it)
+
+
+# Not frozen: a frozen dataclass costs 4x as much to build, and one is built per
+# call on the hot path. Treat it as immutable.
+@dataclass(slots=True)
+class _Context:
+    params: Sequence
+    truth: Truth | None
+    t_sent_ns: int
+    t_done_ns: int
+    max_lag: int
+
+
+def _shape_only(ctx: _Context) -> _Context:
+    return _Context(ctx.params, None, ctx.t_sent_ns, ctx.t_done_ns, ctx.max_lag)
 
 
 def _quantity(result: object) -> str | None:
@@ -30,57 +76,224 @@ def _quantity(result: object) -> str | None:
     return f"result must be a hex quantity, got {result!r:.80}"
 
 
-def _block(result: object) -> str | None:
-    if result is None:
-        return None  # a node answers null for a block it does not have yet
-    if not isinstance(result, dict):
-        return f"result must be a block object or null, got {type(result).__name__}"
-    if _quantity(result.get("number")) or not _HASH.match(str(result.get("hash"))):
-        return "block must carry a hex number and a 32-byte hash"
+def _check_head(n: int, ctx: _Context, what: str) -> str | None:
+    truth = ctx.truth
+    if truth is None:
+        return None
+    ceiling = truth.head_at(ctx.t_done_ns)
+    if n > ceiling:
+        return f"{what} {n} is ahead of the true head {ceiling}"
+    floor = truth.head_at(ctx.t_sent_ns) - ctx.max_lag
+    if n < floor:
+        return f"{what} {n} is more than {ctx.max_lag} blocks behind the true head"
     return None
 
 
-# The shape each method's result must have.
-_SHAPES = {
-    "eth_blockNumber": _quantity,
-    "eth_chainId": _quantity,
-    "eth_getBalance": _quantity,
-    "eth_getBlockByNumber": _block,
+def _check_block_number(result: object, ctx: _Context) -> str | None:
+    return _quantity(result) or _check_head(int(result, 16), ctx, "head")  # type: ignore[arg-type]
+
+
+def _check_block(result: object, ctx: _Context) -> str | None:
+    asked = ctx.params[0] if ctx.params else None
+    if result is None:
+        # A node answers null for a block it does not have yet; "latest" always exists,
+        # and so does a block the truth says is older than the allowed lag.
+        if asked == "latest":
+            return "result must be the latest block, got null"
+        if ctx.truth and isinstance(asked, str) and _QUANTITY.match(asked):
+            if int(asked, 16) <= ctx.truth.head_at(ctx.t_sent_ns) - ctx.max_lag:
+                return f"block {int(asked, 16)} exists, got null"
+        return None
+    if not isinstance(result, dict):
+        return f"result must be a block object or null, got {type(result).__name__}"
+    number, block_hash = result.get("number"), result.get("hash")
+    if _quantity(number) or not isinstance(block_hash, str) or not _HASH.match(block_hash):
+        return "block must carry a hex number and a 32-byte hash"
+    n = int(number, 16)  # type: ignore[arg-type]
+    if isinstance(asked, str) and _QUANTITY.match(asked) and int(asked, 16) != n:
+        return f"block number must be {int(asked, 16)} as asked, got {n}"
+    truth = ctx.truth
+    if truth is None:
+        return None
+    if block_hash != truth.block_hash(n):
+        return f"block {n} hash {block_hash[:12]}… is not the true hash"
+    if n > 0 and result.get("parentHash") != truth.block_hash(n - 1):
+        return f"block {n} parentHash is not the true hash of block {n - 1}"
+    if asked == "latest":
+        return _check_head(n, ctx, "latest block")
+    return None
+
+
+def _check_data(result: object, ctx: _Context) -> str | None:
+    if isinstance(result, str) and _DATA.match(result):
+        return None
+    return f"result must be hex data, got {result!r:.80}"
+
+
+def _check_logs(result: object, ctx: _Context) -> str | None:
+    if not isinstance(result, list):
+        return f"result must be a list of logs, got {type(result).__name__}"
+    for i, log in enumerate(result):
+        if not isinstance(log, dict) or _quantity(log.get("blockNumber")):
+            return f"log {i} must be an object with a hex blockNumber"
+        if ctx.truth and log.get("blockHash") != ctx.truth.block_hash(int(log["blockNumber"], 16)):
+            return f"log {i} blockHash is not the true hash of its block"
+    return None
+
+
+def _check_receipt(result: object, ctx: _Context) -> str | None:
+    if result is None:
+        return None  # unknown or pending transaction
+    if not isinstance(result, dict) or _quantity(result.get("blockNumber")):
+        return "receipt must be an object with a hex blockNumber, or null"
+    if ctx.truth and result.get("blockHash") != ctx.truth.block_hash(
+        int(result["blockNumber"], 16)
+    ):
+        return "receipt blockHash is not the true hash of its block"
+    return None
+
+
+# The check of each method's result: its shape, and its truth when a Truth is given.
+_CHECKS = {
+    "eth_blockNumber": _check_block_number,
+    "eth_chainId": lambda r, ctx: _quantity(r),
+    "eth_gasPrice": lambda r, ctx: _quantity(r),
+    "eth_getBalance": lambda r, ctx: _quantity(r),
+    "eth_getBlockByNumber": _check_block,
+    "eth_call": _check_data,
+    "eth_getLogs": _check_logs,
+    "eth_getTransactionReceipt": _check_receipt,
 }
 
 
 def _implied_block(method: str, result: object) -> int | None:
     if method == "eth_blockNumber":
         return int(result, 16)  # type: ignore[arg-type]
-    if method == "eth_getBlockByNumber" and isinstance(result, dict):
-        return int(result["number"], 16)
+    if method in ("eth_getBlockByNumber", "eth_getTransactionReceipt") and result:
+        key = "number" if method == "eth_getBlockByNumber" else "blockNumber"
+        return int(result[key], 16)  # type: ignore[index]
     return None
 
 
-def judge(method: str, expected_id: object, status: int, body: bytes) -> Judgement:
-    """Classifies the answer to one call of `method` sent with id `expected_id`."""
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        doc = None
-    error = doc.get("error") if isinstance(doc, dict) else None
+def _rpc_code(error: object) -> int | None:
     code = error.get("code") if isinstance(error, dict) else None
-    code = code if isinstance(code, int) else None
-    if status != 200:
-        message = error.get("message") if isinstance(error, dict) else None
-        return Judgement("http_error", code, f"HTTP {status}" + (f": {message}" if message else ""))
+    return code if isinstance(code, int) and not isinstance(code, bool) else None
+
+
+def _judge_object(method: str, expected_id: object, doc: object, ctx: _Context) -> Judgement:
     if not isinstance(doc, dict):
         return Judgement("invalid", None, "body is not a JSON-RPC response object")
+    error = doc.get("error")
+    code = _rpc_code(error)
     if doc.get("id") != expected_id:
-        return Judgement("invalid", code, f"id must be {expected_id!r}, got {doc.get('id')!r}")
+        return Judgement("invalid", code, f"id must be {expected_id!r}, got {doc.get('id')!r:.60}")
     if error is not None:
         message = error.get("message") if isinstance(error, dict) else error
         return Judgement("rpc_error", code, str(message)[:200])
     if "result" not in doc:
         return Judgement("invalid", None, "response has neither result nor error")
     result = doc["result"]
-    shape = _SHAPES.get(method)
-    problem = shape(result) if shape else None
+    check = _CHECKS.get(method)
+    problem = check(result, ctx) if check else None
     if problem:
-        return Judgement("invalid", None, problem)
-    return Judgement("ok", result_block=_implied_block(method, result))
+        # A well-shaped but untrue answer still records the block it implies: analysis
+        # looks for heads going backwards, wrong ones included.
+        shape_ok = ctx.truth is not None and check(result, _shape_only(ctx)) is None
+        block = _implied_block(method, result) if shape_ok else None
+        return Judgement("invalid", None, problem, block)
+    block = _implied_block(method, result)
+    return Judgement("ok", result_block=block, result=result)
+
+
+def _http_error(status: int, doc: object) -> Judgement:
+    error = doc.get("error") if isinstance(doc, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return Judgement(
+        "http_error", _rpc_code(error), f"HTTP {status}" + (f": {message}" if message else "")
+    )
+
+
+def judge(
+    method: str,
+    expected_id: object,
+    status: int,
+    body: bytes,
+    *,
+    params: Sequence = (),
+    truth: Truth | None = None,
+    t_sent_ns: int = 0,
+    t_done_ns: int = 0,
+    max_lag_blocks: int = DEFAULT_MAX_LAG_BLOCKS,
+) -> Judgement:
+    """Classifies the answer to one call of `method` sent with id `expected_id`.
+
+    With `truth`, the result is also checked against the true chain between `t_sent_ns`
+    and `t_done_ns` (the answer was produced somewhere in that window).
+    """
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        doc = None
+    if status != 200:
+        return _http_error(status, doc)
+    ctx = _Context(params, truth, t_sent_ns, t_done_ns, max_lag_blocks)
+    return _judge_object(method, expected_id, doc, ctx)
+
+
+def judge_batch(
+    calls: Sequence[tuple[str, object, Sequence]],
+    status: int,
+    body: bytes,
+    *,
+    truth: Truth | None = None,
+    t_sent_ns: int = 0,
+    t_done_ns: int = 0,
+    max_lag_blocks: int = DEFAULT_MAX_LAG_BLOCKS,
+) -> tuple[Judgement, list[Judgement]]:
+    """Classifies the answer to a batch of `(method, id, params)` calls.
+
+    Answers may come in any order (JSON-RPC 2.0 §6); each is matched by id. The batch
+    as a whole is `invalid` if any answer is wrong or missing, else `rpc_error` if any
+    is an error, else `ok`; its `result_block` is the highest block any answer implies.
+    Returns the batch's judgement and each call's (in call order; empty if the body
+    was not a batch at all).
+    """
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        doc = None
+    if status != 200:
+        return _http_error(status, doc), []
+    if not isinstance(doc, list):
+        if isinstance(doc, dict) and doc.get("error") is not None:
+            # A router may refuse a whole batch with one error object.
+            error = doc["error"]
+            message = error.get("message") if isinstance(error, dict) else error
+            return Judgement("rpc_error", _rpc_code(error), str(message)[:200]), []
+        return Judgement("invalid", None, "a batch must be answered with a JSON array"), []
+    by_id = {}
+    for answer in doc:
+        if isinstance(answer, dict):
+            by_id.setdefault(json.dumps(answer.get("id")), answer)
+    if len(doc) != len(calls):
+        return Judgement(
+            "invalid", None, f"batch of {len(calls)} answered with {len(doc)} responses"
+        ), []
+    ctx = _Context((), truth, t_sent_ns, t_done_ns, max_lag_blocks)
+    judgements = []
+    for method, call_id, params in calls:
+        answer = by_id.get(json.dumps(call_id))
+        if answer is None:
+            missing = f"batch has no answer with id {call_id!r}"
+            judgements.append(Judgement("invalid", None, missing))
+            continue
+        c = _Context(params, ctx.truth, ctx.t_sent_ns, ctx.t_done_ns, ctx.max_lag)
+        judgements.append(_judge_object(method, call_id, answer, c))
+    worst = next((j for j in judgements if j.outcome == "invalid"), None) or next(
+        (j for j in judgements if j.outcome == "rpc_error"), None
+    )
+    blocks = [j.result_block for j in judgements if j.result_block is not None]
+    top = max(blocks) if blocks else None
+    if worst is not None:
+        return Judgement(worst.outcome, worst.rpc_code, worst.error, top), judgements
+    return Judgement("ok", result_block=top), judgements

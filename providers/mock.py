@@ -1,6 +1,7 @@
 """``python -m providers.mock``: one mock Ethereum provider on 127.0.0.1.
 
-Prints ``ready http://127.0.0.1:PORT`` on stdout once listening (PORT is the real one
+HTTP JSON-RPC on ``/`` and WebSocket JSON-RPC on the same port (``GET /`` with an
+upgrade). Prints ``ready http://127.0.0.1:PORT`` on stdout once listening (PORT is the real one
 when ``--port 0``), serves until SIGTERM or SIGINT, then exits 0. Bad arguments print
 one line on stderr and exit 2.
 """
@@ -9,12 +10,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import signal
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
 
+from providers.behaviour import Behaviour, parse_behaviour
 from providers.chain import DEFAULT_CHAIN_ID, Chain
 from providers.jsonrpc import MockNode
 from providers.server import serve
@@ -81,17 +85,47 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=DEFAULT_CHAIN_ID,
         help=f"eth_chainId (default {DEFAULT_CHAIN_ID})",
     )
+    p.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="event loop: uvloop when installed (auto, the default), or the standard one",
+    )
+    p.add_argument(
+        "--behaviour",
+        default=None,
+        help="native behaviours as JSON, or @FILE (see providers.behaviour)",
+    )
     args = p.parse_args(argv)
     if not args.name:
         p.error("argument --name: must not be empty")
+    try:
+        args.behaviour = _load_behaviour(args.behaviour)
+    except ValueError as e:
+        p.error(f"argument --behaviour: {e}")
     if args.genesis_ns is None:
         args.genesis_ns = time.time_ns() // 1_000_000_000 * 1_000_000_000
     return args
 
 
+def _load_behaviour(text: str | None) -> Behaviour:
+    if text is None:
+        return Behaviour()
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text()
+        except OSError as e:
+            raise ValueError(f"cannot read {text[1:]}: {e.strerror or e}") from None
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"not JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    return parse_behaviour(spec)
+
+
 async def _run(args: argparse.Namespace) -> None:
     chain = Chain(args.seed, args.genesis_ns, args.block_time_ms, chain_id=args.chain_id)
-    node = MockNode(chain, name=args.name)
+    node = MockNode(chain, name=args.name, behaviour=args.behaviour)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -106,8 +140,19 @@ async def _run(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (0 after SIGTERM/SIGINT, 1 if it cannot listen)."""
     args = parse_args(argv)
+    loop_factory = None
+    if args.loop != "asyncio":
+        try:
+            import uvloop
+
+            loop_factory = uvloop.new_event_loop
+        except ImportError:
+            if args.loop == "uvloop":
+                print(f"{_PROG}: error: --loop uvloop: uvloop is not installed", file=sys.stderr)
+                return 2
     try:
-        asyncio.run(_run(args))
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(_run(args))
     except OSError as e:
         print(
             f"{_PROG}: error: cannot listen on 127.0.0.1:{args.port}: {e.strerror or e}",

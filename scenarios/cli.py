@@ -114,16 +114,35 @@ def demo(
     show_default=True,
 )
 def ingest(run: str, runs_dir: Path) -> None:
-    """Build (or rebuild) RUN's database from its shards."""
+    """Build (or rebuild) RUN's database from its shards; prints its path, then the
+    rows of each table that has any."""
+    import time
+
+    import duckdb
+
     from analysis import ingest as build
 
-    path = build(_resolve_run(run, runs_dir))
+    started = time.perf_counter()
+    try:
+        path = build(_resolve_run(run, runs_dir))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     click.echo(str(path))
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        counts = con.execute(
+            "SELECT table_name, estimated_size FROM duckdb_tables()"
+            " WHERE estimated_size > 0 ORDER BY table_name"
+        ).fetchall()
+    finally:
+        con.close()
+    rows = "  ".join(f"{name} {n:,}" for name, n in counts)
+    click.echo(f"{rows}  ({time.perf_counter() - started:.1f} s)")
 
 
 @cli.command()
 @click.argument("run")
-@click.argument("query")
+@click.argument("query", required=False)
 @click.option(
     "--runs-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -131,11 +150,13 @@ def ingest(run: str, runs_dir: Path) -> None:
     show_default=True,
 )
 @click.option("--max-rows", type=int, default=100, show_default=True)
-def sql(run: str, query: str, runs_dir: Path, max_rows: int) -> None:
-    """Run any SQL QUERY over RUN's database (a run directory, its name, or `latest`)."""
+def sql(run: str, query: str | None, runs_dir: Path, max_rows: int) -> None:
+    """Run any SQL QUERY over RUN's database (a run directory, its name, or `latest`);
+    without QUERY, open an interactive SQL shell on it."""
     import duckdb
 
     from analysis import ingest as build
+    from analysis import run_shell
 
     run_dir = _resolve_run(run, runs_dir)
     db = run_dir / "run.duckdb"
@@ -143,12 +164,338 @@ def sql(run: str, query: str, runs_dir: Path, max_rows: int) -> None:
         build(run_dir)
     con = duckdb.connect(str(db), read_only=True)
     try:
-        relation = con.sql(query)
-    except duckdb.Error as exc:
-        raise click.UsageError(f"query failed: {exc}") from None
-    if relation is not None:
-        relation.show(max_rows=max_rows, max_width=200)
-    con.close()
+        if query is None:
+            run_shell(con, max_rows=max_rows)
+            return
+        try:
+            relation = con.sql(query)
+        except duckdb.Error as exc:
+            raise click.UsageError(f"query failed: {exc}") from None
+        if relation is not None:
+            relation.show(max_rows=max_rows, max_width=200)
+    finally:
+        con.close()
+
+
+def _judge(run_dir: Path, slo_texts: tuple[str, ...], baseline_file: Path | None):
+    """Re-judges a recorded run: its scenario's SLOs (or --slo), and the baseline."""
+    import json
+
+    from analysis import judge_run, load_baseline, slo_from_json
+
+    spec_path = run_dir / "scenario.json"
+    spec = json.loads(spec_path.read_text()) if spec_path.exists() else {}
+    try:
+        if slo_texts:
+            slos = [slo_from_json(t) for t in slo_texts]
+        else:
+            slos = [slo_from_json(s) for s in spec.get("slos", [])]
+        baseline = load_baseline(baseline_file) if baseline_file else None
+        return judge_run(run_dir, slos, baseline=baseline)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+_RUNS_DIR = click.option(
+    "--runs-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs"),
+    show_default=True,
+)
+_SLO = click.option(
+    "--slo",
+    "slo_texts",
+    multiple=True,
+    help="an SLO (repeatable), e.g. 'latency{phase:steady,window:10s}: p(95) < 300';"
+    " default: the scenario's",
+)
+
+
+@cli.command()
+@click.argument("run")
+@click.option("--baseline", "baseline_file", type=click.Path(dir_okay=False, path_type=Path))
+@_SLO
+@_RUNS_DIR
+def report(
+    run: str, baseline_file: Path | None, slo_texts: tuple[str, ...], runs_dir: Path
+) -> None:
+    """Re-judge RUN and write report.json, report.md, report.html and junit.xml;
+    exits with the verdict's code."""
+    from analysis import summary_text, write_reports
+
+    judgement = _judge(_resolve_run(run, runs_dir), slo_texts, baseline_file)
+    write_reports(judgement)
+    click.echo(summary_text(judgement))
+    sys.exit(judgement.exit_code)
+
+
+@cli.command()
+@click.argument("run")
+@click.option(
+    "--baseline",
+    "baseline_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+)
+@_SLO
+@_RUNS_DIR
+def compare(run: str, baseline_file: Path, slo_texts: tuple[str, ...], runs_dir: Path) -> None:
+    """Compare RUN with a baseline (per-metric tolerance and direction); a regression
+    exits 4. Writes every report with the comparison in it."""
+    from analysis import write_reports
+
+    judgement = _judge(_resolve_run(run, runs_dir), slo_texts, baseline_file)
+    write_reports(judgement)
+    for c in judgement.comparison or []:
+        mark = "REGR" if c.regressed else "ok  "
+        change = "" if c.change is None else f" ({c.change:+.1%})"
+        click.echo(
+            f"{mark} {c.metric}: {c.observed} vs baseline {c.baseline}{change},"
+            f" {c.direction} is better, tolerance {c.tolerance:.0%}"
+        )
+    click.echo(f"verdict: {judgement.verdict.upper()} (exit {int(judgement.exit_code)})")
+    sys.exit(judgement.exit_code)
+
+
+@cli.group()
+def baseline() -> None:
+    """Baselines: a run's key figures to compare later runs with."""
+
+
+@baseline.command("save")
+@click.argument("run")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--tolerance",
+    type=float,
+    default=0.10,
+    show_default=True,
+    help="relative tolerance of every figure (edit the file for per-metric ones)",
+)
+@_RUNS_DIR
+def baseline_save(run: str, file: Path, tolerance: float, runs_dir: Path) -> None:
+    """Save RUN's key figures as a baseline FILE."""
+    import json
+
+    from analysis import make_baseline
+
+    run_dir = _resolve_run(run, runs_dir)
+    judgement = _judge(run_dir, (), None)
+    try:
+        doc = make_baseline(run_dir.name, judgement.metrics, tolerance=tolerance)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    file.write_text(json.dumps(doc, indent=2) + "\n")
+    click.echo(f"{file}: {len(doc['metrics'])} figures from {run_dir.name}")
+
+
+# ---------------------------------------------------------------- battle fleet up (providers)
+
+
+@cli.group()
+def fleet() -> None:
+    """Provider fleets behind the chaos proxy, for your own router."""
+
+
+@fleet.command("up")
+@click.option("--count", type=click.IntRange(1, 100), default=3, show_default=True)
+@click.option("--kind", type=click.Choice(["mock", "anvil"]), default="mock", show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True, help="chain seed (mock)")
+@click.option("--block-time-ms", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option(
+    "--behaviour",
+    "behaviours",
+    multiple=True,
+    metavar="NAME=JSON",
+    help="native behaviours of one mock provider, e.g. 'B={\"head_lag\": 2}'; repeatable",
+)
+@click.option(
+    "--faults",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="a chaos-proxy fault file; its schedule starts when the fleet is ready",
+)
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="keep the chaos proxy's shards and the logs here (default: a temporary folder, removed)",
+)
+@click.option(
+    "--duration", type=click.FloatRange(min=0, min_open=True), help="stop after S seconds"
+)
+def fleet_up(
+    count: int,
+    kind: str,
+    seed: int,
+    block_time_ms: int,
+    behaviours: tuple[str, ...],
+    faults: Path | None,
+    run_dir: Path | None,
+    duration: float | None,
+) -> None:
+    """Start COUNT providers, each behind a chaos-proxy listener; print their URLs; run
+    until Ctrl-C (or --duration), then stop every process."""
+    import json
+    import shutil
+    import tempfile
+    import time
+
+    import httpx
+
+    from providers.fleet import plan_fleet
+
+    from .processes import ProcessGroup, free_ports, wait_until
+
+    specs = {}
+    for item in behaviours:
+        name, sep, text = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError("expected NAME=JSON")
+            specs[name] = json.loads(text)
+        except ValueError as exc:
+            raise click.BadParameter(f"{item!r}: {exc}", param_hint="--behaviour") from None
+    temp = run_dir is None
+    work = Path(tempfile.mkdtemp(prefix="battle-fleet-")) if temp else run_dir
+    work.mkdir(parents=True, exist_ok=True)
+    # Genesis on a whole second (anvil's --timestamp is in seconds). A mock chain gets 100
+    # blocks of history; anvil always starts at block 0, so its genesis is now.
+    genesis_ns = time.time_ns() // 10**9 * 10**9
+    if kind == "mock":
+        genesis_ns -= 100 * block_time_ms * 10**6
+    try:
+        plan = plan_fleet(
+            count, kind, free_ports(2 * count + 1), run_dir=str(work), seed=seed,
+            genesis_ns=genesis_ns,
+            block_time_ms=block_time_ms, behaviours=specs,
+            faults_file=str(faults.resolve()) if faults else None,
+        )  # fmt: skip
+    except ValueError as exc:
+        if temp:
+            shutil.rmtree(work, ignore_errors=True)
+        raise click.UsageError(str(exc)) from None
+
+    def answers(url: str) -> bool:
+        body = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
+        try:
+            return httpx.post(url, json=body, timeout=1.0).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    group = ProcessGroup(work / "logs")
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    status = 0
+    try:
+        for m in plan.members:
+            group.start(f"provider-{m.name}", "provider", m.argv)
+        group.start("proxy-fleet", "proxy", plan.proxy_argv)
+        for what, url in [*((m.name, m.provider_url) for m in plan.members),
+                          *((f"listener {m.name}", m.http_url) for m in plan.members)]:  # fmt: skip
+
+            def ready(url: str = url) -> bool:
+                if dead := group.dead():
+                    raise RuntimeError(f"{dead[0].name} exited: {dead[0].log_tail()}")
+                return answers(url)
+
+            wait_until(ready, timeout=30.0, what=what)
+        httpx.post(
+            f"http://127.0.0.1:{plan.control_port}/start",
+            json={"t0_ns": time.time_ns()},
+            timeout=5.0,
+        ).raise_for_status()
+        click.echo(f"fleet: {count} {kind} providers on one chain, each behind the chaos proxy")
+        for line in plan.summary_lines():
+            click.echo(line)
+        click.echo("ready; Ctrl-C stops every process", err=True)
+        deadline = None if duration is None else time.monotonic() + duration
+        while deadline is None or time.monotonic() < deadline:
+            if dead := group.dead():
+                click.echo(f"battle: {dead[0].name} exited: {dead[0].log_tail()}", err=True)
+                status = 1
+                break
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    except (RuntimeError, TimeoutError, httpx.HTTPError) as exc:
+        click.echo(f"battle: fleet failed to start: {exc}", err=True)
+        status = 1
+    finally:
+        group.stop_all()
+        if temp:
+            shutil.rmtree(work, ignore_errors=True)
+    click.echo("fleet: every process stopped", err=True)
+    sys.exit(status)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.option("--target", required=True, help="HTTP(S) URL of the running system under test")
+@click.option("--workers", type=int, default=1, show_default=True, help="worker processes")
+@click.option("--chain-seed", type=int, help="validate against the mock chain of this seed")
+@click.option("--genesis-ns", type=int, help="the mock chain's genesis (with --chain-seed)")
+@click.option("--block-time-ms", type=int, default=1000, show_default=True)
+@_SLO
+@_RUNS_DIR
+@click.argument("worker_args", nargs=-1, type=click.UNPROCESSED)
+def load(
+    target: str,
+    workers: int,
+    chain_seed: int | None,
+    genesis_ns: int | None,
+    block_time_ms: int,
+    slo_texts: tuple[str, ...],
+    runs_dir: Path,
+    worker_args: tuple[str, ...],
+) -> None:
+    """Load a running system with N worker processes sharing one schedule, then judge
+    the run. WORKER_ARGS are `python -m loadgen`'s (--duration, --rate or --arrival,
+    --mix, --batch, --timeout, --ws-subscriptions, ...)."""
+    from analysis import summary_text, write_reports
+
+    from .worker import run_load
+
+    if (chain_seed is None) != (genesis_ns is None):
+        raise click.UsageError("--chain-seed and --genesis-ns go together")
+    truth = (
+        ["--chain-seed", str(chain_seed), "--genesis-ns", str(genesis_ns),
+         "--block-time-ms", str(block_time_ms)]
+        if chain_seed is not None
+        else []
+    )
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        run_dir = run_load(
+            ["--target", target, *worker_args],
+            workers=workers,
+            runs_dir=runs_dir,
+            truth_args=truth,
+            slos=slo_texts,
+        )
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    except RunError as exc:
+        click.echo(f"battle: run invalid: {exc}", err=True)
+        sys.exit(ExitCode.INVALID)
+    except KeyboardInterrupt:
+        click.echo("battle: interrupted; every worker was stopped", err=True)
+        sys.exit(130)
+    judgement = _judge(run_dir, slo_texts, None)
+    write_reports(judgement)
+    click.echo(summary_text(judgement))
+    sys.exit(judgement.exit_code)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("proxy_args", nargs=-1, type=click.UNPROCESSED)
+def proxy(proxy_args: tuple[str, ...]) -> None:
+    """Run the chaos proxy standalone, its fault timeline starting when it is ready.
+    PROXY_ARGS are `python -m chaosproxy`'s (--proxy-id, --run-dir, --control-port,
+    --listen NAME=PORT=UPSTREAM_URL ..., --faults FILE); faults can also be applied
+    at run time through the control API. Stops on Ctrl-C or SIGTERM."""
+    from chaosproxy import main as proxy_main
+
+    args = list(proxy_args)
+    if "--start-now" not in args:
+        args.append("--start-now")
+    sys.exit(proxy_main(args))
 
 
 def main() -> None:

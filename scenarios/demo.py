@@ -53,6 +53,10 @@ class DemoScenario:
     seed: int = 1
     block_time_ms: int = 1000
     slos: tuple[Check, ...] = field(default=DEMO_SLOS)
+    # The fault's params (e.g. http_error's status and headers).
+    fault_params: dict = field(default_factory=dict)
+    # Extra reference-router config keys (see examples.reference_router.render_config).
+    router_options: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         problems = []
@@ -85,13 +89,13 @@ class DemoScenario:
                 "kind": self.fault_kind,
                 "start_s": self.fault_at_s,
                 "duration_s": self.fault_for_s,
-                "params": {},
+                "params": dict(self.fault_params),
             }
         ]
 
     def resolved(self) -> dict:
         values = asdict(self)
-        values["slos"] = [s.expression for s in self.slos]
+        values["slos"] = [s.to_json() for s in self.slos]
         values["faults"] = self.faults
         return values
 
@@ -210,6 +214,9 @@ def run_demo(scenario: DemoScenario, runs_dir: Path) -> RunJudgement:
             request_timeout_s=scenario.request_timeout_s,
             attempt_timeout_s=min(2.0, scenario.request_timeout_s),
             max_attempts=n,
+            # Without failover the router must keep sending to the dead provider, as the
+            # demo means to show: its circuit breaker would route around it too.
+            **{"circuit_breaker": scenario.failover, **scenario.router_options},
         )
         (run_dir / "router.toml").write_text(config)
         group.start(
@@ -245,7 +252,13 @@ def run_demo(scenario: DemoScenario, runs_dir: Path) -> RunJudgement:
             "loadgen",
             [
                 "-m",
-                "loadgen",
+                "scenarios.worker",
+                "--chain-seed",
+                str(scenario.seed),
+                "--genesis-ns",
+                str(genesis_ns),
+                "--block-time-ms",
+                str(scenario.block_time_ms),
                 "--worker",
                 "0",
                 "--target",

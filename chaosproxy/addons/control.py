@@ -2,8 +2,18 @@
 
     GET  /health  -> 200 {"ok": true}
     POST /start   {"t0_ns": int} -> 200 {"ok": true, "t0_ns": ...}; 409 when already started
-    GET  /faults  -> 200 [ {fault_id, provider, kind, params, start_s, duration_s, state,
-                            planned_start, planned_end, actual_start, actual_end, applied} ]
+    GET  /faults  -> 200 [ {fault_id (the window), spec_id, provider, kind, params, match,
+                            start_s, duration_s (the window's), state, planned_start,
+                            planned_end, actual_start, actual_end, applied} ]
+    POST /faults  a fault object or a list of them -> 200 {"added": [ids], "unchanged": [ids]}
+                  Idempotent: re-applying an identical fault changes nothing; all or
+                  none are applied. `start_s` is relative to t0; omitted means now (0
+                  before start). 400 names the bad field; 409 when an id is taken by a
+                  different fault.
+    DELETE /faults/<id>            -> 200 {"ended": [window ids ended now]}; 404 unknown id
+    POST /clear  {"fault_ids": [...]} (omitted: all) -> 200 {"ended": [...]}
+    POST /reset   -> clears every fault and zeroes the counters -> 200 {"ended": [...]}
+    GET  /counters -> 200 {"exchanges": n, "in_flight": n, "applied": {window id: n}}
 
 Bad input -> 400 {"error": "..."}; unknown path -> 404; wrong method -> 405. Each
 response closes the connection (`Connection: close`): the runner makes a handful of
@@ -15,9 +25,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+from collections.abc import Callable, Collection
 from typing import Any
 
 from chaosproxy.addons.scheduler import Scheduler
+from chaosproxy.errors import ConfigError
+from chaosproxy.faults import parse_fault
 from chaosproxy.schedule import Timeline
 
 __all__ = ["ControlApi", "HttpError"]
@@ -48,9 +62,17 @@ class HttpError(Exception):
 
 
 class ControlApi:
-    def __init__(self, scheduler: Scheduler, port: int) -> None:
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        port: int,
+        providers: Collection[str] = (),
+        in_flight: Callable[[], int] = lambda: 0,
+    ) -> None:
         self.scheduler = scheduler
         self.port = port
+        self.providers = tuple(providers) or scheduler.providers.names
+        self.in_flight = in_flight
         self.server: asyncio.Server | None = None
         self.error: str | None = None
 
@@ -72,18 +94,25 @@ class ControlApi:
 
     def handle(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
         """Routes one request; returns (status, JSON document). No I/O."""
-        routes = {
-            "/health": ("GET", self._health),
-            "/start": ("POST", self._start),
-            "/faults": ("GET", self._faults),
+        routes: dict[str, dict[str, Callable[[bytes], Any]]] = {
+            "/health": {"GET": self._health},
+            "/start": {"POST": self._start},
+            "/faults": {"GET": self._faults, "POST": self._apply},
+            "/clear": {"POST": self._clear},
+            "/reset": {"POST": self._reset},
+            "/counters": {"GET": self._counters},
         }
         path = path.split("?", 1)[0]
+        if path.startswith("/faults/") and len(path) > len("/faults/"):
+            if method != "DELETE":
+                raise HttpError(405, f"/faults/<id> takes DELETE, got {method}")
+            return 200, self._clear_ids([path[len("/faults/") :]], status=404)
         if path not in routes:
             raise HttpError(404, f"unknown path {path!r}; expected one of {sorted(routes)}")
-        allowed, fn = routes[path]
-        if method != allowed:
-            raise HttpError(405, f"{path} takes {allowed}, got {method}")
-        return 200, fn(body)
+        allowed = routes[path]
+        if method not in allowed:
+            raise HttpError(405, f"{path} takes {' or '.join(allowed)}, got {method}")
+        return 200, allowed[method](body)
 
     def _health(self, body: bytes) -> Any:
         return {"ok": True}
@@ -104,15 +133,76 @@ class ControlApi:
             raise HttpError(409, str(e)) from e
         return {"ok": True, "t0_ns": t0}
 
+    def _json(self, body: bytes, example: str) -> Any:
+        try:
+            return json.loads(body) if body.strip() else None
+        except (ValueError, UnicodeDecodeError) as e:
+            raise HttpError(400, f"body must be JSON like {example}: {e}") from e
+
+    def _apply(self, body: bytes) -> Any:
+        doc = self._json(body, '[{"fault_id": ..., "provider": ..., "kind": ...}]')
+        items = doc if isinstance(doc, list) else [doc]
+        timeline = self.scheduler.timeline
+        now_s = 0.0
+        if timeline.t0_ns is not None:
+            now_s = max(0.0, (time.time_ns() - timeline.t0_ns) / 1e9)
+        specs = []
+        for i, item in enumerate(items):
+            if isinstance(item, dict) and "start_s" not in item:
+                item = {**item, "start_s": round(now_s, 9)}
+            try:
+                specs.append(parse_fault(f"faults[{i}]", item, self.providers))
+            except ConfigError as e:
+                raise HttpError(400, str(e)) from e
+        ids = [s.fault_id for s in specs]
+        if len(set(ids)) != len(ids):
+            raise HttpError(400, "fault_id values must be unique within one apply")
+        try:
+            added, unchanged = self.scheduler.add(specs)
+        except Timeline.Conflict as e:
+            raise HttpError(409, str(e)) from e
+        return {"added": added, "unchanged": unchanged}
+
+    def _clear_ids(self, ids: list[str] | None, status: int = 400) -> Any:
+        try:
+            return {"ended": self.scheduler.clear(ids)}
+        except KeyError as e:
+            raise HttpError(status, f"unknown fault_id {e.args[0]!r}") from None
+
+    def _clear(self, body: bytes) -> Any:
+        doc = self._json(body, '{"fault_ids": ["a-down"]}')
+        if doc is None or (isinstance(doc, dict) and "fault_ids" not in doc):
+            return self._clear_ids(None)
+        ids = doc.get("fault_ids") if isinstance(doc, dict) else None
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise HttpError(400, "fault_ids must be a list of fault ids")
+        return self._clear_ids(ids)
+
+    def _reset(self, body: bytes) -> Any:
+        out = self._clear_ids(None)
+        for rt in self.scheduler.timeline.faults:
+            rt.applied = 0
+        self.scheduler.exchanges = 0
+        return out
+
+    def _counters(self, body: bytes) -> Any:
+        return {
+            "exchanges": self.scheduler.exchanges,
+            "in_flight": self.in_flight(),
+            "applied": {rt.window_id: rt.applied for rt in self.scheduler.timeline.faults},
+        }
+
     def _faults(self, body: bytes) -> Any:
         return [
             {
-                "fault_id": rt.spec.fault_id,
+                "fault_id": rt.window_id,
+                "spec_id": rt.spec.fault_id,
                 "provider": rt.spec.provider,
                 "kind": rt.spec.kind,
                 "params": dict(rt.spec.raw_params),
-                "start_s": rt.spec.start_s,
-                "duration_s": rt.spec.duration_s,
+                "match": rt.spec.raw.get("match"),
+                "start_s": rt.offset_start_s,
+                "duration_s": rt.offset_end_s - rt.offset_start_s,
                 "state": rt.state,
                 "planned_start": rt.planned_start,
                 "planned_end": rt.planned_end,

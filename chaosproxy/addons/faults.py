@@ -1,63 +1,230 @@
-"""Fault addons: one class per fault kind, each applying its kind in the `request` hook.
+"""HTTP fault addon: applies the faults the scheduler selected for an exchange.
 
-The scheduler has already put the matching fault in `flow.metadata`; a fault addon
-acts only when the fault is of its kind, and marks the flow so the recorder's row
-proves the fault was applied. A new kind is one parser in `chaosproxy.faults` and one
-class here, listed in `FAULT_ADDONS`.
+Hooks return None on the common path and an awaitable only when a fault must wait
+(latency, hang, blackhole); mitmproxy awaits what a hook returns, so exchanges without
+a delay never pay for a coroutine. Order on one exchange (the composition rules):
+request-side delays, then the outcome (answer locally, kill, or withhold), then on the
+upstream's answer the modifier, then response-side delays.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
+from collections.abc import Awaitable
+
 from mitmproxy import http
+from mitmproxy.connection import ConnectionState
 
 from chaosproxy.addons.state import KEY, FlowState
-from chaosproxy.exchange import error_body
 from chaosproxy.faults import HttpErrorParams
+from chaosproxy.rewrite import (
+    corrupt,
+    error_object,
+    rpc_error_body,
+    rpc_error_merge,
+    stale_request,
+    stale_response,
+)
+from chaosproxy.schedule import FaultRuntime
 
-__all__ = ["FAULT_ADDONS", "HttpErrorFault", "ResetFault"]
+__all__ = ["FAULT_ADDONS", "HttpFaults", "http_error_response"]
+
+# How often a withheld exchange checks whether its client gave up; bounds how late a
+# hang notices the router's timeout.
+HANG_POLL_S = 0.02
+# A hang without close_after_s still ends eventually, so no task outlives a run.
+HANG_CAP_S = 3600.0
 
 
-def _pending(flow: http.HTTPFlow, kind: str) -> FlowState | None:
-    st: FlowState | None = flow.metadata.get(KEY)
-    if st is None or st.fault is None or st.applied or st.fault.spec.kind != kind:
-        return None
-    if flow.response or flow.error or not flow.live:
-        return None
-    return st
+def http_error_response(
+    params: HttpErrorParams, st: FlowState, flow: http.HTTPFlow
+) -> http.Response:
+    """The response of an `http_error` (or a limited `rate_limit`) exchange."""
+    body = params.body
+    if body is None:
+        info = st.info(flow)
+        message = params.message or f"chaosproxy: injected HTTP {params.status}"
+        if info.is_batch:
+            doc = [error_object(i, params.code, message, params.data) for i in info.ids]
+        else:
+            doc = error_object(info.rpc_id, params.code, message, params.data)
+        body = json.dumps(doc, separators=(",", ":")).encode()
+        headers = http.Headers(content_type="application/json")
+    else:
+        headers = http.Headers(content_type="text/plain; charset=utf-8")
+    for name, value in params.headers:
+        headers[name] = value  # case-insensitive: replaces the default Content-Type
+    return http.Response.make(params.status, body, headers)
 
 
-class ResetFault:
-    """`reset`: kill the flow, so the client connection closes without a response."""
+async def sleep_ns(delay_ns: int) -> None:
+    """Sleeps at least `delay_ns` by the wall clock: uvloop's millisecond timers may
+    fire up to a millisecond early, and an injected delay must never be short."""
+    deadline = time.time_ns() + delay_ns
+    while (left := deadline - time.time_ns()) > 0:
+        await asyncio.sleep(left / 1e9)
 
-    kind = "reset"
 
-    def request(self, flow: http.HTTPFlow) -> None:
-        if (st := _pending(flow, self.kind)) is None:
-            return
-        st.applied = st.local = True
-        # mitmproxy then fires `error` (msg "Connection killed.") and closes the client
-        # connection without writing a response.
+def _gone(flow: http.HTTPFlow) -> bool:
+    return flow.response is not None or flow.error is not None or not flow.live
+
+
+async def _withhold(flow: http.HTTPFlow, st: FlowState, close_after_s: float | None) -> None:
+    """Keeps the exchange unanswered until the client gives up or `close_after_s`."""
+    limit = HANG_CAP_S if close_after_s is None else close_after_s
+    deadline = time.monotonic() + limit
+    client = flow.client_conn
+    while True:
+        if not client.state & ConnectionState.CAN_READ:
+            st.outcome = "timeout"  # the router gave up and closed
+            break
+        left = deadline - time.monotonic()
+        if left <= 0:
+            st.outcome = "reset"  # the proxy closed without an answer
+            break
+        await asyncio.sleep(min(HANG_POLL_S, left))
+    if flow.live and flow.error is None:
         flow.kill()
 
 
-class HttpErrorFault:
-    """`http_error`: answer from the proxy with the configured status, body and headers."""
+class HttpFaults:
+    """Applies `latency`, `http_error`, `rpc_error`, `rate_limit`, `reset`, `hang`,
+    `blackhole`, `corrupt` and `stale` to HTTP exchanges."""
 
-    kind = "http_error"
+    def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        st: FlowState | None = flow.metadata.get(KEY)
+        if st is None or st.selection is None:
+            return None
+        delay = 0
+        now = time.time_ns()
+        for rt in st.selection.delays:
+            p = rt.spec.params
+            if p.where == "request":
+                assert rt.shared is not None
+                delay += p.sample_ns(rt.shared.matcher.rng, rt.progress(now))
+                st.applied_faults.append(rt)
+        if delay > 0:
+            st.delay_ns += delay
+            return self._delayed_request(flow, st, delay)
+        return self._outcome(flow, st)
 
-    def request(self, flow: http.HTTPFlow) -> None:
-        if (st := _pending(flow, self.kind)) is None:
+    async def _delayed_request(self, flow: http.HTTPFlow, st: FlowState, delay_ns: int) -> None:
+        await sleep_ns(delay_ns)
+        if _gone(flow):
             return
-        assert st.fault is not None
-        params: HttpErrorParams = st.fault.spec.params
-        body = params.body
-        if body is None:
-            body = error_body(st.info(flow), params.status)
-        headers = http.Headers(content_type="application/json")
-        for name, value in params.headers:
-            headers[name] = value  # case-insensitive: replaces the default Content-Type
-        st.applied = st.local = True
-        flow.response = http.Response.make(params.status, body, headers)
+        pending = self._outcome(flow, st)
+        if pending is not None:
+            await pending
+
+    def _outcome(self, flow: http.HTTPFlow, st: FlowState) -> Awaitable[None] | None:
+        sel = st.selection
+        assert sel is not None
+        rt = sel.outcome
+        if rt is None:
+            if sel.modify is not None and sel.modify.spec.kind == "stale":
+                self._stale_request(flow, st, sel.modify)
+            return None
+        kind = rt.spec.kind
+        p = rt.spec.params
+        if kind == "reset":
+            st.applied_faults.append(rt)
+            st.local = True
+            # mitmproxy then fires `error` and closes the client connection unanswered.
+            flow.kill()
+        elif kind == "http_error":
+            st.applied_faults.append(rt)
+            st.local = True
+            flow.response = http_error_response(p, st, flow)
+        elif kind == "rate_limit":
+            st.applied_faults.append(rt)
+            st.local = True
+            flow.response = http_error_response(p.answer, st, flow)
+        elif kind == "rpc_error":
+            info = st.info(flow)
+            methods = rt.spec.match.methods
+            targeted = [
+                i
+                for i, m in zip(info.ids, info.methods, strict=False)
+                if methods is None or m in methods
+            ]
+            st.applied_faults.append(rt)
+            if not info.is_batch or len(targeted) == info.batch_size or p.collapse:
+                st.local = True
+                flow.response = http.Response.make(
+                    200,
+                    rpc_error_body(info, p.code, p.message, p.data, p.collapse),
+                    {"content-type": "application/json"},
+                )
+            else:
+                # Part of a batch: the rest goes upstream; the response hook merges.
+                st.rpc_error_ids = tuple(targeted)
+        elif kind == "blackhole":
+            st.applied_faults.append(rt)
+            st.local = True
+            return _withhold(flow, st, p.close_after_s)
+        elif kind == "hang":
+            st.applied_faults.append(rt)  # withheld in the response hook
+        return None
+
+    def _stale_request(self, flow: http.HTTPFlow, st: FlowState, rt: FaultRuntime) -> None:
+        body = stale_request(
+            flow.request.raw_content or b"", rt.extra.get("head"), rt.spec.params.lag_blocks
+        )
+        if body is not None:
+            flow.request.content = body
+            st.applied_faults.append(rt)
+
+    def response(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        st: FlowState | None = flow.metadata.get(KEY)
+        if st is None or st.selection is None:
+            return None
+        sel = st.selection
+        response = flow.response
+        assert response is not None
+        if not st.local:
+            if st.rpc_error_ids:
+                rt = sel.outcome
+                assert rt is not None
+                p = rt.spec.params
+                merged = rpc_error_merge(
+                    response.content or b"", st.rpc_error_ids, p.code, p.message, p.data
+                )
+                if merged is not None:
+                    response.content = merged
+            elif sel.outcome is not None and sel.outcome.spec.kind == "hang":
+                return _withhold(flow, st, sel.outcome.spec.params.close_after_s)
+            if sel.modify is not None and (sel.outcome is None or st.rpc_error_ids):
+                self._modify(flow, st, sel.modify)
+        delay = 0
+        now = time.time_ns()
+        for rt in sel.delays:
+            p = rt.spec.params
+            if p.where == "response":
+                assert rt.shared is not None
+                delay += p.sample_ns(rt.shared.matcher.rng, rt.progress(now))
+                st.applied_faults.append(rt)
+        if delay > 0:
+            st.delay_ns += delay
+            return sleep_ns(delay)
+        return None
+
+    def _modify(self, flow: http.HTTPFlow, st: FlowState, rt: FaultRuntime) -> None:
+        response = flow.response
+        assert response is not None
+        body = response.content or b""
+        if rt.spec.kind == "corrupt":
+            response.content = corrupt(body, rt.spec.params.mode)
+            st.applied_faults.append(rt)
+            return
+        new, head = stale_response(body, st.info(flow).methods, rt.spec.params.lag_blocks)
+        if head is not None:
+            rt.extra["head"] = max(head, rt.extra.get("head") or 0)
+        if new is not None:
+            response.content = new
+            if rt not in st.applied_faults:
+                st.applied_faults.append(rt)
 
 
-FAULT_ADDONS = (ResetFault, HttpErrorFault)
+FAULT_ADDONS = (HttpFaults,)

@@ -34,8 +34,11 @@ class Recorder:
         self.proxy_id = proxy_id
         self.providers = providers
         self.upstream = upstream
+        # Exchanges whose request hooks ran and that are not recorded yet.
+        self.in_flight = 0
 
     def request(self, flow: http.HTTPFlow) -> None:
+        self.in_flight += 1
         state_of(flow, self.providers).t_hooks_done = time.time_ns()
 
     def response(self, flow: http.HTTPFlow) -> None:
@@ -50,11 +53,13 @@ class Recorder:
         if st.recorded:
             return
         st.recorded = True
+        if st.t_hooks_done is not None:
+            self.in_flight -= 1
         request = flow.request
         info = st.info(flow)
-        fault = st.fault if st.applied else None
-        if fault is not None:
-            fault.applied += 1
+        fault = st.fault
+        for rt in st.applied_faults:
+            rt.applied += 1
 
         t_sent: int | None = None
         t_done: int | None = None
@@ -65,7 +70,8 @@ class Recorder:
                 # mitmproxy has no "request sent" hook; the request goes out as soon as
                 # both the hooks are done and the connection is up.
                 t_sent = max(st.t_hooks_done or 0, _ns(ready) or 0) or None
-        response = flow.response
+        # A withheld answer (hang) reached the proxy but never the client.
+        response = flow.response if st.outcome is None else None
         if response is not None:
             status = response.status_code
             outcome, rpc_code = classify_response(status, response.get_content(strict=False) or b"")
@@ -77,7 +83,7 @@ class Recorder:
             rpc_code = None
             bytes_out = None
             server = flow.server_conn
-            outcome = classify_error(
+            outcome = st.outcome or classify_error(
                 flow.error.msg if flow.error else "",
                 killed_by_fault=fault is not None and fault.spec.kind == "reset",
                 upstream_connected=server.timestamp_tcp_setup is not None,
@@ -88,7 +94,7 @@ class Recorder:
                 self.proxy_id,
                 flow.id,
                 flow.client_conn.id,
-                "http",
+                "ws" if st.upgrade else "http",
                 info.method,
                 info.batch_size,
                 rpc_id_text(info.rpc_id),
@@ -97,13 +103,14 @@ class Recorder:
                 t_sent,
                 t_done,
                 t_response,
-                fault.spec.fault_id if fault else None,
+                fault.window_id if fault else None,
                 fault.spec.kind if fault else None,
-                0,
+                st.delay_ns,
                 outcome,
                 status,
                 rpc_code,
                 len(request.raw_content or b""),
                 bytes_out,
+                ",".join(rt.window_id for rt in st.applied_faults) or None,
             )
         )

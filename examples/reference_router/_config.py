@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 import jinja2
 
+from ._breaker import BreakerSettings
+from ._ratelimit import RateLimitSettings
 from ._selector import STRATEGIES, Strategy
 
 __all__ = [
@@ -25,8 +27,10 @@ __all__ = [
     "DEFAULT_REQUEST_TIMEOUT_S",
     "TEMPLATE_NAME",
     "ConfigError",
+    "HeadSettings",
     "RouterConfig",
     "UpstreamConfig",
+    "WebSocketSettings",
     "load_config",
     "parse_config",
     "render_config",
@@ -48,8 +52,16 @@ _TOP_LEVEL_FIELDS = (
     "attempt_timeout_s",
     "max_attempts",
     "upstreams",
+    "circuit_breaker",
+    "rate_limit",
+    "head_tracking",
+    "metrics",
+    "websocket",
 )
-_UPSTREAM_FIELDS = ("name", "url")
+_UPSTREAM_FIELDS = ("name", "url", "ws_url")
+# The behaviours that can be switched off, each a table with `enabled` and its settings;
+# every one is on unless the file says `enabled = false`.
+SECTIONS = ("circuit_breaker", "rate_limit", "head_tracking", "metrics", "websocket")
 
 
 class ConfigError(Exception):
@@ -61,10 +73,51 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class UpstreamConfig:
-    """One upstream provider: a unique ``name`` and its JSON-RPC HTTP ``url``."""
+    """One upstream provider: a unique ``name``, its JSON-RPC HTTP ``url`` and its
+    WebSocket URL (``ws_url``; by default ``url`` with ``ws://``/``wss://``)."""
 
     name: str
     url: str
+    ws_url: str = ""
+
+    @property
+    def websocket_url(self) -> str:
+        if self.ws_url:
+            return self.ws_url
+        scheme, rest = self.url.split("://", 1)
+        return ("wss" if scheme == "https" else "ws") + "://" + rest
+
+
+@dataclass(frozen=True, slots=True)
+class HeadSettings:
+    """Head tracking: route away from upstreams more than ``max_lag_blocks`` behind the
+    best head; poll every upstream's ``eth_blockNumber`` every ``poll_interval_s``."""
+
+    max_lag_blocks: int = 5
+    poll_interval_s: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketSettings:
+    """WebSocket subscriptions (served on the HTTP port through ``Upgrade``).
+
+    An upstream subscription with no notification for ``stall_timeout_s`` is stalled (the
+    default is three block times of the mock chain). ``resubscribe`` moves it to another
+    upstream on a drop or stall; up to ``backfill_limit`` missed blocks are fetched over
+    HTTP (0: none); ``dedupe`` drops blocks already delivered (by hash).
+    """
+
+    stall_timeout_s: float = 3.0
+    resubscribe: bool = True
+    backfill_limit: int = 32
+    dedupe: bool = True
+    client_queue: int = 256
+
+
+_DEFAULT_BREAKER = BreakerSettings()
+_DEFAULT_RATE_LIMIT = RateLimitSettings()
+_DEFAULT_HEADS = HeadSettings()
+_DEFAULT_WEBSOCKET = WebSocketSettings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +132,12 @@ class RouterConfig:
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
     attempt_timeout_s: float = DEFAULT_ATTEMPT_TIMEOUT_S
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    # None: the behaviour is switched off.
+    circuit_breaker: BreakerSettings | None = _DEFAULT_BREAKER
+    rate_limit: RateLimitSettings | None = _DEFAULT_RATE_LIMIT
+    head_tracking: HeadSettings | None = _DEFAULT_HEADS
+    metrics: bool = True
+    websocket: WebSocketSettings | None = _DEFAULT_WEBSOCKET
 
     @property
     def listen(self) -> str:
@@ -139,8 +198,53 @@ def _parse_upstreams(value: object) -> tuple[UpstreamConfig, ...]:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigError(f"{where}.url must start with http:// or https://, got {url!r}")
-        upstreams.append(UpstreamConfig(name=name, url=url))
+        ws_url = entry.get("ws_url", "")
+        if not isinstance(ws_url, str) or (
+            ws_url and (urlsplit(ws_url).scheme not in ("ws", "wss") or not urlsplit(ws_url).netloc)
+        ):
+            raise ConfigError(f"{where}.ws_url must start with ws:// or wss://, got {ws_url!r}")
+        upstreams.append(UpstreamConfig(name=name, url=url, ws_url=ws_url))
     return tuple(upstreams)
+
+
+def _section(raw: Mapping[str, Any], name: str, cls: type | None) -> Any:
+    """A behaviour's table: None when ``enabled = false``, else its settings object."""
+    table = raw.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{name} must be a table ([{name}]), got {table!r}")
+    fields = ("enabled", *(cls.__dataclass_fields__ if cls else ()))
+    _check_known(table, fields, name)
+    enabled = table.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"{name}.enabled must be true or false, got {enabled!r}")
+    if not enabled:
+        return None
+    if cls is None:
+        return True
+    values = {k: v for k, v in table.items() if k != "enabled"}
+    defaults = cls()
+    for key, value in values.items():
+        default = getattr(defaults, key)
+        # bool is an int subclass: check it first, and never accept it for a number.
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        else:
+            ok = (
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+                and value > 0
+            )
+        if not ok:
+            kind = type(default).__name__
+            rule = {"bool": "true or false", "int": "an integer >= 0"}.get(kind, "a number > 0")
+            raise ConfigError(f"{name}.{key} must be {rule}, got {value!r}")
+    try:
+        return cls(**values)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
 
 
 def parse_config(raw: Mapping[str, Any]) -> RouterConfig:
@@ -181,6 +285,11 @@ def parse_config(raw: Mapping[str, Any]) -> RouterConfig:
         request_timeout_s=_positive_float(raw, "request_timeout_s", DEFAULT_REQUEST_TIMEOUT_S),
         attempt_timeout_s=_positive_float(raw, "attempt_timeout_s", DEFAULT_ATTEMPT_TIMEOUT_S),
         max_attempts=max_attempts,
+        circuit_breaker=_section(raw, "circuit_breaker", BreakerSettings),
+        rate_limit=_section(raw, "rate_limit", RateLimitSettings),
+        head_tracking=_section(raw, "head_tracking", HeadSettings),
+        metrics=_section(raw, "metrics", None) is not None,
+        websocket=_section(raw, "websocket", WebSocketSettings),
     )
 
 
@@ -231,13 +340,24 @@ _ENV = jinja2.Environment(
 _ENV.filters["toml"] = _toml_value
 
 
+def _section_table(name: str, value: object) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"enabled": value}
+    if isinstance(value, Mapping):
+        return {"enabled": True, **value}
+    raise TypeError(f"{name} must be true, false or a table of settings, got {value!r}")
+
+
 def render_config(**values: Any) -> str:
     """Render ``config.toml.j2`` and check that the result is a valid configuration.
 
     Args:
-        **values: ``listen`` (``"host:port"``), ``upstreams`` (list of ``{name, url}``),
-            ``strategy``, ``failover`` (bool), ``request_timeout_s``,
-            ``attempt_timeout_s``, ``max_attempts``.
+        **values: ``listen`` (``"host:port"``), ``upstreams`` (list of ``{name, url}``,
+            optionally ``ws_url``), ``strategy``, ``failover`` (bool),
+            ``request_timeout_s``, ``attempt_timeout_s``, ``max_attempts``; and, each
+            optional (on with defaults when absent), ``circuit_breaker``, ``rate_limit``,
+            ``head_tracking``, ``metrics``, ``websocket``: true, false, or a mapping of
+            that section's settings (``{"recovery_s": 5}``; ``enabled`` may be in it).
 
     Returns:
         The TOML text.
@@ -246,6 +366,7 @@ def render_config(**values: Any) -> str:
         jinja2.UndefinedError: a variable is missing.
         ConfigError: the rendered configuration is invalid.
     """
-    text = _ENV.get_template(TEMPLATE_NAME).render(**values)
+    sections = {name: _section_table(name, values.pop(name, True)) for name in SECTIONS}
+    text = _ENV.get_template(TEMPLATE_NAME).render(**values, sections=sections)
     parse_config(tomllib.loads(text))
     return text

@@ -28,6 +28,8 @@ __all__ = [
 RETRIABLE_RPC_ERRORS: Mapping[int, str | None] = {
     # EIP-1474 "limit exceeded": provider rate limits and range caps; another one may serve.
     -32005: None,
+    # Alchemy's rate limit carries the HTTP status as its JSON-RPC code.
+    429: None,
     # JSON-RPC "internal error": the node failed, not the request.
     -32603: None,
     # geth's generic server error; "header not found" means this node is behind the head.
@@ -40,11 +42,13 @@ RETRIABLE_HTTP_STATUSES = frozenset({429})
 
 @dataclass(frozen=True, slots=True)
 class UpstreamResponse:
-    """An HTTP response from an upstream, body fully read."""
+    """An HTTP response from an upstream, body fully read; ``retry_after`` is the raw
+    ``Retry-After`` header when there was one."""
 
     status: int
     content_type: str | None
     body: bytes
+    retry_after: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,29 +1,40 @@
 """Forwarding with failover: one client request, up to ``max_attempts`` upstream attempts.
 
-The decisions are made by the pure pieces (:class:`UpstreamSelector` picks the order,
-:func:`classify` judges each attempt); this module only runs the attempts over a shared
-``httpx.AsyncClient`` under trio deadlines. Tests pass a client built on
-``httpx.MockTransport`` to drive it without sockets.
+The decisions are made by the pure pieces (:class:`UpstreamSelector` orders the
+upstreams, :class:`CircuitBreaker` and the rate-limit and head state take unwell ones
+out of the way, :func:`classify` judges each attempt); this module only runs the attempts
+over a shared ``httpx.AsyncClient`` under trio deadlines and keeps the counters.
+Tests pass a client built on ``httpx.MockTransport`` to drive it without sockets.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import trio
 
+from ._breaker import BREAKER_STATE_VALUES, CircuitBreaker
 from ._config import RouterConfig
+from ._heads import HeadTracker, block_number_of, is_block_number_request, with_block_number
+from ._metrics import Registry
 from ._policy import AttemptResult, UpstreamFailure, UpstreamResponse, classify
-from ._selector import UpstreamSelector
+from ._ratelimit import rate_limit_of
+from ._selector import LatencyTracker, UpstreamSelector
+from ._upstream import HttpxUpstream, LeanUpstream, UpstreamClient
 
 __all__ = [
     "FAILURE_RPC_CODE",
     "FAILURE_STATUS",
+    "NO_UPSTREAM_STATUS",
     "Reply",
     "Router",
+    "UpstreamPool",
     "failure_body",
     "open_upstream_client",
 ]
@@ -32,6 +43,8 @@ __all__ = [
 # 15.6.3) carrying a JSON-RPC "internal error" so JSON-RPC clients see an error object.
 FAILURE_STATUS = 502
 FAILURE_RPC_CODE = -32603
+# Every upstream's breaker is open: 503 Service Unavailable, nothing was attempted.
+NO_UPSTREAM_STATUS = 503
 
 JSON_CONTENT_TYPE = "application/json"
 
@@ -51,22 +64,42 @@ class Reply:
     body: bytes
 
 
-def open_upstream_client(config: RouterConfig) -> httpx.AsyncClient:
-    """The shared upstream client: keep-alive pool, no redirects, no proxy from the env.
+class UpstreamPool:
+    """The router's upstream clients: the lean one for ``http://``, httpx for ``https://``."""
+
+    def __init__(self, config: RouterConfig) -> None:
+        self.lean = LeanUpstream()
+        self.httpx = HttpxUpstream(
+            httpx.AsyncClient(
+                limits=httpx.Limits(
+                    max_connections=POOL_MAX_CONNECTIONS,
+                    max_keepalive_connections=POOL_MAX_KEEPALIVE,
+                    keepalive_expiry=POOL_KEEPALIVE_EXPIRY_S,
+                ),
+                timeout=httpx.Timeout(config.attempt_timeout_s),
+                follow_redirects=False,
+                trust_env=False,
+            )
+        )
+
+    def for_url(self, url: str) -> UpstreamClient:
+        return self.httpx if url.startswith("https://") else self.lean
+
+    async def __aenter__(self) -> UpstreamPool:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.lean.aclose()
+        await self.httpx.aclose()
+
+
+def open_upstream_client(config: RouterConfig) -> UpstreamPool:
+    """The shared upstream clients, as an async context manager that closes them.
 
     The trio cancel scope in :meth:`Router.forward` bounds each attempt; httpx's own
-    timeout is the same value, as a second guard.
+    timeout is the same value, as a second guard. No redirects, no proxy from the env.
     """
-    return httpx.AsyncClient(
-        limits=httpx.Limits(
-            max_connections=POOL_MAX_CONNECTIONS,
-            max_keepalive_connections=POOL_MAX_KEEPALIVE,
-            keepalive_expiry=POOL_KEEPALIVE_EXPIRY_S,
-        ),
-        timeout=httpx.Timeout(config.attempt_timeout_s),
-        follow_redirects=False,
-        trust_env=False,
-    )
+    return UpstreamPool(config)
 
 
 def _error_object(request_id: Any, message: str) -> dict[str, Any]:
@@ -98,40 +131,171 @@ def failure_body(request_body: bytes, message: str) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
-def _describe(exc: Exception) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 class Router:
-    """Forwards request bodies to the configured upstreams with failover.
+    """Forwards request bodies to the configured upstreams.
 
     Args:
         config: the validated configuration.
-        client: the shared upstream client (see :func:`open_upstream_client`).
+        client: how attempts reach the upstreams: an :class:`UpstreamPool` (see
+            :func:`open_upstream_client`), one :class:`UpstreamClient` for all, or an
+            ``httpx.AsyncClient`` (tests pass one built on ``httpx.MockTransport``).
+        clock: seconds on a monotonic clock (``trio.current_time`` by default); tests pass
+            their own to drive breakers and back-offs.
     """
 
-    def __init__(self, config: RouterConfig, client: httpx.AsyncClient) -> None:
-        self._config = config
+    def __init__(
+        self,
+        config: RouterConfig,
+        client: UpstreamPool | UpstreamClient | httpx.AsyncClient,
+        *,
+        clock: Any = None,
+    ) -> None:
+        self._config = self.config = config
+        self.metrics_enabled = config.metrics
+        if isinstance(client, httpx.AsyncClient):
+            client = HttpxUpstream(client)
         self._client = client
-        self._selector = UpstreamSelector(len(config.upstreams), config.strategy)
-        self._names = tuple(u.name for u in config.upstreams)
+        self._clients = tuple(
+            client.for_url(u.url) if isinstance(client, UpstreamPool) else client
+            for u in config.upstreams
+        )
+        self._clock = clock or trio.current_time
+        n = len(config.upstreams)
+        self._selector = UpstreamSelector(n, config.strategy)
+        self.names = tuple(u.name for u in config.upstreams)
         self._urls = tuple(u.url for u in config.upstreams)
+        self.latency = LatencyTracker(n)
+        settings = config.circuit_breaker
+        self.breakers = tuple(CircuitBreaker(settings) for _ in range(n)) if settings else None
+        self.limited_until = [0.0] * n
+        heads = config.head_tracking
+        self.heads = HeadTracker(n, heads.max_lag_blocks) if heads else None
+        # When each upstream last told us its head in an answer: no poll needed before
+        # poll_interval_s has passed since then.
+        self._heard = [-math.inf] * n
+        self._poll_ids = itertools.count()
+        self.metrics = registry = Registry()
+        self.requests = registry.counter(
+            "router_requests_total", "Client JSON-RPC requests by outcome.", ("outcome",)
+        )
+        self.attempts = registry.counter(
+            "router_upstream_attempts_total",
+            "Upstream attempts for client requests, by upstream and result.",
+            ("upstream", "result"),
+        )
+        names = self.names
+        if self.breakers is not None:
+            breakers = self.breakers
+            registry.gauge(
+                "router_breaker_state",
+                "Circuit breaker state per upstream: 0 closed, 1 half-open, 2 open.",
+                ("upstream",),
+                lambda: (
+                    ((nm,), BREAKER_STATE_VALUES[b.state])
+                    for nm, b in zip(names, breakers, strict=True)
+                ),
+            )
+            registry.gauge(
+                "router_breaker_opens_total",
+                "Times the upstream's circuit breaker opened.",
+                ("upstream",),
+                lambda: (((nm,), b.opens) for nm, b in zip(names, breakers, strict=True)),
+                kind="counter",
+            )
+        registry.gauge(
+            "router_upstream_rate_limited",
+            "1 while the upstream is demoted for a rate limit.",
+            ("upstream",),
+            lambda: (
+                ((nm,), int(until > self._clock()))
+                for nm, until in zip(names, self.limited_until, strict=True)
+            ),
+        )
+        registry.gauge(
+            "router_upstream_latency_seconds",
+            "Moving average of the upstream's latency.",
+            ("upstream",),
+            lambda: (((nm,), v) for nm, v in zip(names, self.latency.values, strict=True)),
+        )
+        if self.heads is not None:
+            tracker = self.heads
+            registry.gauge(
+                "router_upstream_head",
+                "Last head block the upstream reported.",
+                ("upstream",),
+                lambda: (((nm,), h) for nm, h in zip(names, tracker.heads, strict=True)),
+            )
+            registry.gauge(
+                "router_answered_head",
+                "Highest eth_blockNumber answered to a client.",
+                (),
+                lambda: [((), tracker.answered if tracker.answered >= 0 else None)],
+            )
+
+    # -----------------------------------------------------------------------------------
+    # Planning
+
+    def plan(self, now: float) -> list[int]:
+        """The upstreams to try for the next request, in order.
+
+        The strategy's order, minus upstreams whose breaker is open; upstreams demoted for
+        a rate limit or lagging behind the head go after the others, as a last resort.
+        """
+        order = self._selector.plan(self.latency.values)
+        breakers, heads, limited = self.breakers, self.heads, self.limited_until
+        first: list[int] = []
+        last: list[int] = []
+        for index in order:
+            if breakers is not None and not breakers[index].available(now):
+                continue
+            demoted = (self._config.rate_limit is not None and limited[index] > now) or (
+                heads is not None and heads.lagging(index)
+            )
+            (last if demoted else first).append(index)
+        return first + last
+
+    # -----------------------------------------------------------------------------------
+    # Attempts
 
     async def _attempt(
-        self, url: str, body: bytes, headers: dict[str, str], timeout_s: float
+        self, index: int, body: bytes, headers: dict[str, str], timeout_s: float
     ) -> AttemptResult:
         with trio.move_on_after(timeout_s):
-            try:
-                response = await self._client.post(url, content=body, headers=headers)
-            except httpx.TimeoutException as exc:
-                return UpstreamFailure("timeout", _describe(exc))
-            except httpx.RequestError as exc:
-                return UpstreamFailure("conn_error", _describe(exc))
-            return UpstreamResponse(
-                response.status_code, response.headers.get("content-type"), response.content
-            )
+            return await self._clients[index].post(self._urls[index], body, headers)
         return UpstreamFailure("timeout", f"timed out after {timeout_s:.3g}s")
+
+    def _judge(self, index: int, result: AttemptResult, started: float, now: float) -> bool:
+        """Update the upstream's health from one attempt; True when it is worth another."""
+        config, name = self._config, self.names[index]
+        breaker = self.breakers[index] if self.breakers is not None else None
+        # A timeout is a latency sample too (the whole attempt), so `fastest` moves off a
+        # provider that hangs; a refused connection says nothing about speed.
+        if isinstance(result, UpstreamResponse) or result.kind == "timeout":
+            self.latency.observe(index, now - started)
+        limit = (
+            rate_limit_of(result, config.rate_limit, now_epoch_s=time.time())
+            if config.rate_limit is not None
+            else None
+        )
+        if limit is not None:
+            # A rate limit says nothing about the provider's health: demote, do not trip.
+            self.limited_until[index] = max(self.limited_until[index], now + limit.backoff_s)
+            self.attempts.inc(name, "rate_limited")
+            if breaker is not None:
+                breaker.release()
+            return True
+        verdict = classify(result)
+        if verdict.retriable:
+            timeout = isinstance(result, UpstreamFailure) and result.kind == "timeout"
+            kind = result.kind if isinstance(result, UpstreamFailure) else "retriable_error"
+            self.attempts.inc(name, kind)
+            if breaker is not None:
+                breaker.record_failure(now, timeout=timeout)
+            return True
+        self.attempts.inc(name, "ok")
+        if breaker is not None:
+            breaker.record_success(now)
+        return False
 
     async def forward(
         self, body: bytes, *, content_type: str | None = None, tag: str | None = None
@@ -144,9 +308,10 @@ class Router:
             tag: the client's ``X-Battle-Tag``, forwarded when present.
 
         Returns:
-            The first non-retriable upstream response, byte for byte; with failover off,
-            the first attempt's response whatever it was; otherwise a 502 JSON-RPC error
-            naming the last failed upstream.
+            The first non-retriable upstream response, byte for byte (except an
+            ``eth_blockNumber`` below one already answered, raised to it); with failover
+            off, the first attempt's response whatever it was; a 503 when every breaker
+            is open; otherwise a 502 JSON-RPC error naming the last failed upstream.
         """
         config = self._config
         headers = {
@@ -156,21 +321,124 @@ class Router:
         }
         if tag is not None:
             headers["x-battle-tag"] = tag
-        deadline = trio.current_time() + config.request_timeout_s
-        plan = self._selector.plan()[: config.max_attempts]
+        clock = self._clock
+        start = clock()
+        deadline = start + config.request_timeout_s
+        plan = self.plan(start)
+        if not plan:
+            self.requests.inc("no_upstream")
+            return Reply(
+                NO_UPSTREAM_STATUS,
+                JSON_CONTENT_TYPE,
+                failure_body(body, "no upstream available: every circuit breaker is open"),
+            )
+        if not config.failover:
+            plan = plan[:1]
         failure = ""
+        tried = 0
         for index in plan:
-            remaining = deadline - trio.current_time()
+            if tried >= config.max_attempts:
+                break
+            now = clock()
+            remaining = deadline - now
             if remaining <= 0:
                 break
+            breaker = self.breakers[index] if self.breakers is not None else None
+            if breaker is not None and not breaker.allow(now):
+                continue  # another request holds the half-open probe
+            tried += 1
             timeout_s = min(config.attempt_timeout_s, remaining)
-            result = await self._attempt(self._urls[index], body, headers, timeout_s)
-            verdict = classify(result)
-            if isinstance(result, UpstreamResponse) and (
-                not verdict.retriable or not config.failover
-            ):
-                return Reply(result.status, result.content_type or JSON_CONTENT_TYPE, result.body)
-            failure = f"upstream {self._names[index]} failed: {verdict.reason}"
-            if not config.failover:
-                break
+            try:
+                result = await self._attempt(index, body, headers, timeout_s)
+            except BaseException:
+                if breaker is not None:
+                    breaker.release()  # cancelled: the probe says nothing
+                raise
+            retriable = self._judge(index, result, now, clock())
+            if isinstance(result, UpstreamResponse) and (not retriable or not config.failover):
+                self.requests.inc("ok" if not retriable else "upstream_error")
+                return self._reply(index, body, result)
+            reason = classify(result).reason or f"HTTP {getattr(result, 'status', '?')} rate limit"
+            failure = f"upstream {self.names[index]} failed: {reason}"
+        self.requests.inc("failed")
+        if not failure:
+            failure = "no upstream available: the half-open probes are taken"
         return Reply(FAILURE_STATUS, JSON_CONTENT_TYPE, failure_body(body, failure))
+
+    def _reply(self, index: int, request: bytes, result: UpstreamResponse) -> Reply:
+        content_type = result.content_type or JSON_CONTENT_TYPE
+        heads = self.heads
+        if heads is None or result.status != 200 or not is_block_number_request(request):
+            return Reply(result.status, content_type, result.body)
+        block = block_number_of(result.body)
+        if block is None:
+            return Reply(result.status, content_type, result.body)
+        heads.observe(index, block)
+        self._heard[index] = self._clock()
+        floor = heads.floor(block)
+        body = result.body if floor == block else with_block_number(result.body, floor)
+        return Reply(result.status, content_type, body)
+
+    # -----------------------------------------------------------------------------------
+    # Head polling and internal calls
+
+    async def call(self, method: str, params: list[Any]) -> Any:
+        """The router's own JSON-RPC call through :meth:`forward` (failover and all).
+
+        Returns:
+            The result, or None when no upstream gave one.
+        """
+        request_id = f"router-{next(self._poll_ids)}"
+        body = json.dumps(
+            {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+        ).encode()
+        reply = await self.forward(body, tag=request_id)
+        try:
+            answer = json.loads(reply.body)
+        except ValueError:
+            return None
+        return answer.get("result") if isinstance(answer, dict) else None
+
+    async def _poll_one(self, index: int) -> None:
+        # The router's own requests carry a tag of their own (`router-poll-N`), never a
+        # client's, so analysis can tell them from client traffic.
+        tag = f"router-poll-{next(self._poll_ids)}"
+        body = json.dumps(
+            {"jsonrpc": "2.0", "id": tag, "method": "eth_blockNumber", "params": []}
+        ).encode()
+        started = self._clock()
+        headers = {
+            "content-type": JSON_CONTENT_TYPE,
+            "accept-encoding": "identity",
+            "x-battle-tag": tag,
+        }
+        result = await self._attempt(index, body, headers, self._config.attempt_timeout_s)
+        if isinstance(result, UpstreamResponse) and result.status == 200:
+            block = block_number_of(result.body)
+            if block is not None and self.heads is not None:
+                self.heads.observe(index, block)
+                # A poll is a small request: its latency keeps `fastest` up to date even
+                # for upstreams no client request went to lately.
+                self.latency.observe(index, self._clock() - started)
+
+    async def poll_heads(self) -> None:
+        """Poll every upstream's head until cancelled (head tracking must be on)."""
+        settings = self._config.head_tracking
+        if settings is None:
+            return
+        while True:
+            now = self._clock()
+            async with trio.open_nursery() as nursery:
+                for index in range(len(self._urls)):
+                    # An open breaker keeps even polls away: its probe is what tests the
+                    # upstream again, and a stopped provider should see no traffic.
+                    # Likewise a provider that asked us to back off gets nothing until then.
+                    if self.breakers is not None and not self.breakers[index].available(now):
+                        continue
+                    if self._config.rate_limit is not None and self.limited_until[index] > now:
+                        continue
+                    # Heard from lately through a client's eth_blockNumber: no need to ask.
+                    if now - self._heard[index] < settings.poll_interval_s:
+                        continue
+                    nursery.start_soon(self._poll_one, index)
+            await trio.sleep(settings.poll_interval_s)

@@ -114,10 +114,22 @@ def test_faults_apply_on_schedule_and_are_recorded(tmp_path, upstream):
     faults.write_text(
         json.dumps(
             [
-                {"fault_id": "a-reset", "provider": "A", "kind": "reset",
-                 "start_s": 0.5, "duration_s": 1.0, "params": {}},
-                {"fault_id": "b-429", "provider": "B", "kind": "http_error",
-                 "start_s": 0.0, "duration_s": 30.0, "params": {"status": 429}},
+                {
+                    "fault_id": "a-reset",
+                    "provider": "A",
+                    "kind": "reset",
+                    "start_s": 0.5,
+                    "duration_s": 1.0,
+                    "params": {},
+                },
+                {
+                    "fault_id": "b-429",
+                    "provider": "B",
+                    "kind": "http_error",
+                    "start_s": 0.0,
+                    "duration_s": 30.0,
+                    "params": {"status": 429},
+                },
             ]
         )
     )
@@ -187,15 +199,27 @@ def test_faults_apply_on_schedule_and_are_recorded(tmp_path, upstream):
     for tag in ("bt-0-2", "bt-0-3"):
         r = by_tag[tag]
         assert (r["provider"], r["fault_id"], r["fault_kind"], r["outcome"]) == (
-            "A", "a-reset", "reset", "reset")
+            "A",
+            "a-reset",
+            "reset",
+            "reset",
+        )
         assert r["t_upstream_sent"] == "" and r["http_status"] == ""
     r = by_tag["bt-0-4"]
     assert (r["provider"], r["fault_id"], r["outcome"], r["http_status"]) == (
-        "B", "b-429", "http_error", "429")
+        "B",
+        "b-429",
+        "http_error",
+        "429",
+    )
     for tag in ("bt-0-0", "bt-0-1", "bt-0-5"):
         r = by_tag[tag]
         assert (r["fault_id"], r["outcome"], r["http_status"], r["method"]) == (
-            "", "ok", "200", "eth_blockNumber")
+            "",
+            "ok",
+            "200",
+            "eth_blockNumber",
+        )
         t = [int(r[k]) for k in ("t_request", "t_upstream_sent", "t_upstream_done", "t_response")]
         assert t == sorted(t), r
     assert by_tag["bt-0-0"]["provider"] == "B"
@@ -214,8 +238,11 @@ def test_faults_apply_on_schedule_and_are_recorded(tmp_path, upstream):
 
 def test_bad_fault_file_exits_2_with_one_line(tmp_path):
     faults = tmp_path / "faults.json"
-    faults.write_text(json.dumps([{"fault_id": "x", "provider": "A", "kind": "reset",
-                                   "start_s": 0, "duration_s": -1}]))
+    faults.write_text(
+        json.dumps(
+            [{"fault_id": "x", "provider": "A", "kind": "reset", "start_s": 0, "duration_s": -1}]
+        )
+    )
     result = subprocess.run(
         [sys.executable, "-m", "chaosproxy", "--proxy-id", "P0", "--run-dir",
          str(tmp_path / "run"), "--control-port", str(free_port()),
@@ -244,4 +271,8 @@ def test_upstream_down_is_recorded_as_conn_error(tmp_path):
         stop(proc)
     (row,) = read_csv(run_dir / "upstream" / "upstream.P1.csv")
     assert (row["tag"], row["outcome"], row["fault_id"], row["t_upstream_sent"]) == (
-        "bt-1-1", "conn_error", "", "")
+        "bt-1-1",
+        "conn_error",
+        "",
+        "",
+    )

@@ -116,11 +116,15 @@ def test_two_providers_with_the_same_seed_serve_the_same_chain():
     ]
     try:
         urls = [read_line(p, READY_TIMEOUT_S).split(" ", 1)[1] for p in procs]
+        calls = [
+            ("eth_getBlockByNumber", ["0x10", True]),
+            ("eth_getLogs", [{"fromBlock": "0x1", "toBlock": "0x40"}]),
+            ("eth_getBalance", ["0x" + "ab" * 20, "0x20"]),
+        ]
         with httpx.Client(timeout=5) as client:
-            blocks = [
-                rpc(client, u, "eth_getBlockByNumber", ["0x10", True])["result"] for u in urls
-            ]
-        assert blocks[0] == blocks[1]
+            answers = [[rpc(client, u, m, params)["result"] for m, params in calls] for u in urls]
+        assert answers[0] == answers[1]
+        assert answers[0][0]["transactions"] and answers[0][1]  # not trivially equal
     finally:
         for p in procs:
             stop(p)

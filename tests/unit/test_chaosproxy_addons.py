@@ -12,7 +12,7 @@ from mitmproxy import http
 from mitmproxy.test import tflow
 
 from analysis.shards import SCHEMAS, ShardWriter
-from chaosproxy.addons import HttpErrorFault, Providers, Recorder, ResetFault, Scheduler
+from chaosproxy.addons import HttpFaults, Providers, Recorder, Scheduler
 from chaosproxy.addons.control import ControlApi, HttpError
 from chaosproxy.faults import parse_faults
 from chaosproxy.schedule import Timeline
@@ -49,7 +49,7 @@ def rig(tmp_path):
     upstream = ShardWriter(tmp_path / "upstream.P0.csv", "upstream")
     events = ShardWriter(tmp_path / "fault_events.P0.csv", "fault_events")
     scheduler = Scheduler(timeline, providers, events)
-    chain = [scheduler, ResetFault(), HttpErrorFault(), Recorder("P0", providers, upstream)]
+    chain = [scheduler, HttpFaults(), Recorder("P0", providers, upstream)]
 
     def rows():
         upstream.close()

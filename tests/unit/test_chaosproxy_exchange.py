@@ -19,7 +19,9 @@ from chaosproxy.exchange import (
 
 def test_single_request_is_parsed():
     info = parse_request(b'{"jsonrpc":"2.0","id":"bt-1-2","method":"eth_blockNumber"}')
-    assert info == RequestInfo("eth_blockNumber", 1, "bt-1-2", ("bt-1-2",), False)
+    assert info == RequestInfo(
+        "eth_blockNumber", 1, "bt-1-2", ("bt-1-2",), False, ("eth_blockNumber",)
+    )
 
 
 def test_batch_takes_first_elements_method_and_id():

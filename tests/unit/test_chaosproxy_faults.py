@@ -36,13 +36,13 @@ BAD_CASES = [
     ([fault(kind=DROP)], "faults[0].kind is required"),
     ([fault(start_s=DROP)], "faults[0].start_s is required"),
     ([fault(duration_s=DROP)], "faults[0].duration_s is required"),
-    ([fault(fault_id="")], "faults[0].fault_id must be a non-empty string, got ''"),
-    ([fault(fault_id=3)], "faults[0].fault_id must be a non-empty string, got 3"),
+    ([fault(fault_id="")], "faults[0].fault_id must be a non-empty string without '#', got ''"),
+    ([fault(fault_id=3)], "faults[0].fault_id must be a non-empty string without '#', got 3"),
     ([fault(provider="C")], "faults[0].provider must be one of ['A', 'B'], got 'C'"),
     ([fault(provider={"a": 1})], "faults[0].provider must be one of ['A', 'B'], got {'a': 1}"),
     (
-        [fault(kind="latency")],
-        "faults[0].kind must be one of ['http_error', 'reset'], got 'latency'",
+        [fault(kind="slow")],
+        "faults[0].kind must be one of ['blackhole', 'corrupt', 'hang', 'http_error', ",
     ),
     ([fault(start_s="1")], "faults[0].start_s must be a number, got '1'"),
     ([fault(start_s=True)], "faults[0].start_s must be a number, got True"),
@@ -53,8 +53,8 @@ BAD_CASES = [
     ([fault(params=[])], "faults[0].params must be an object, got a list"),
     ([fault(params={"x": 1})], "faults[0].params.x is not a parameter of kind 'reset'"),
     (
-        [fault(kind="http_error", params={"code": 1})],
-        "faults[0].params.code is not a parameter of kind 'http_error'",
+        [fault(kind="http_error", params={"colour": 1})],
+        "faults[0].params.colour is not a parameter of kind 'http_error'",
     ),
     (
         [fault(kind="http_error", params={"status": 99})],

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from loadgen import judge
+from loadgen import judge, judge_batch
 from loadgen.mix import RequestMix, parse_mix
 
 
@@ -76,3 +76,125 @@ def test_parse_mix_names_the_bad_method_and_weight():
         parse_mix("eth_blockNumber=x")
     with pytest.raises(ValueError, match="must be > 0"):
         parse_mix("eth_blockNumber=0")
+
+
+# --------------------------------------------------------------- against the truth
+
+SEC = 1_000_000_000
+
+
+class FakeTruth:
+    """Head n is produced at n seconds; block n's hash is 0x followed by n in hex."""
+
+    def head_at(self, t_ns: int) -> int:
+        return t_ns // SEC
+
+    def block_hash(self, n: int) -> str:
+        return f"0x{n:064x}"
+
+
+def block(n: int, *, hash_of: int | None = None, parent_of: int | None = None) -> dict:
+    h = n if hash_of is None else hash_of
+    p = n - 1 if parent_of is None else parent_of
+    return {"number": hex(n), "hash": f"0x{h:064x}", "parentHash": f"0x{p:064x}"}
+
+
+def true_judge(method, result, params=(), sent=100 * SEC, done=100 * SEC + SEC // 2):
+    return judge(
+        method,
+        "t",
+        200,
+        body(id="t", result=result),
+        params=params,
+        truth=FakeTruth(),
+        t_sent_ns=sent,
+        t_done_ns=done,
+        max_lag_blocks=2,
+    )
+
+
+TRUTH_CASES = [
+    ("eth_blockNumber", hex(100), [], "ok", None),
+    ("eth_blockNumber", hex(98), [], "ok", None),
+    ("eth_blockNumber", hex(101), [], "invalid", "ahead of the true head 100"),
+    ("eth_blockNumber", hex(97), [], "invalid", "more than 2 blocks behind"),
+    ("eth_getBlockByNumber", block(50), ["0x32", False], "ok", None),
+    ("eth_getBlockByNumber", block(50, hash_of=7), ["0x32", False], "invalid", "not the true hash"),
+    ("eth_getBlockByNumber", block(50, parent_of=7), ["0x32", False], "invalid", "parentHash"),
+    ("eth_getBlockByNumber", block(51), ["0x32", False], "invalid", "must be 50 as asked"),
+    ("eth_getBlockByNumber", None, ["0x32", False], "invalid", "block 50 exists, got null"),
+    ("eth_getBlockByNumber", None, [hex(100), False], "ok", None),
+    ("eth_getBlockByNumber", None, ["latest", False], "invalid", "latest block, got null"),
+    ("eth_getBlockByNumber", block(100), ["latest", False], "ok", None),
+    ("eth_getBlockByNumber", block(90), ["latest", False], "invalid", "behind the true head"),
+    ("eth_getLogs", [{"blockNumber": "0x5", "blockHash": f"0x{5:064x}"}], [{}], "ok", None),
+    ("eth_getLogs", [{"blockNumber": "0x5", "blockHash": f"0x{6:064x}"}], [{}], "invalid", "log 0"),
+    (
+        "eth_getTransactionReceipt",
+        {"blockNumber": "0x5", "blockHash": "0x1"},
+        ["0x"],
+        "invalid",
+        "receipt blockHash",
+    ),
+    ("eth_call", "0x" + "00" * 32, [], "ok", None),
+    ("eth_call", "0x123", [], "invalid", "hex data"),
+]
+
+
+@pytest.mark.parametrize("method,result,params,outcome,reason", TRUTH_CASES)
+def test_answers_are_judged_against_the_true_chain(method, result, params, outcome, reason):
+    j = true_judge(method, result, params)
+    assert j.outcome == outcome, j.error
+    if reason:
+        assert reason in j.error
+
+
+def test_a_wrong_head_still_records_the_block_it_implies():
+    # Analysis looks for heads going backwards, untrue ones included.
+    assert true_judge("eth_blockNumber", hex(150)).result_block == 150
+    assert true_judge("eth_blockNumber", "0x01").result_block is None
+
+
+def test_without_a_truth_only_the_shape_is_judged():
+    assert judge("eth_blockNumber", "t", 200, body(id="t", result=hex(10**9))).outcome == "ok"
+
+
+def test_a_batch_is_matched_by_id_in_any_order():
+    calls = [("eth_blockNumber", "a", []), ("eth_chainId", "b", [])]
+    answer = json.dumps(
+        [
+            {"jsonrpc": "2.0", "id": "b", "result": "0x1"},
+            {"jsonrpc": "2.0", "id": "a", "result": "0x64"},
+        ]
+    ).encode()
+    j, each = judge_batch(calls, 200, answer)
+    assert (j.outcome, j.result_block) == ("ok", 100)
+    assert [e.outcome for e in each] == ["ok", "ok"]
+
+
+@pytest.mark.parametrize(
+    "answer,outcome,reason",
+    [
+        ([{"id": "a", "result": "0x64"}], "invalid", "batch of 2 answered with 1"),
+        (
+            [{"id": "a", "result": "0x64"}, {"id": "c", "result": "0x1"}],
+            "invalid",
+            "no answer with id 'b'",
+        ),
+        (
+            [{"id": "a", "result": "0x64"}, {"id": "b", "error": {"code": -32005, "message": "x"}}],
+            "rpc_error",
+            "x",
+        ),
+        (
+            {"id": None, "error": {"code": -32600, "message": "batch too large"}},
+            "rpc_error",
+            "batch too large",
+        ),
+        ({"id": "a", "result": "0x1"}, "invalid", "JSON array"),
+    ],
+)
+def test_a_wrong_or_partial_batch_answer_is_not_ok(answer, outcome, reason):
+    calls = [("eth_blockNumber", "a", []), ("eth_chainId", "b", [])]
+    j, _ = judge_batch(calls, 200, json.dumps(answer).encode())
+    assert j.outcome == outcome and reason in j.error

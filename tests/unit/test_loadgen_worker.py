@@ -6,8 +6,11 @@ import json
 
 import pytest
 import trio
+from hdrh.histogram import HdrHistogram
 
-from loadgen import Clock, ConstantRate, WorkerConfig, run_worker
+from loadgen import BatchSpec, Clock, ClosedLoop, ConstantRate, Summary, WorkerConfig, run_worker
+from loadgen.progress import active_faults, progress_line
+from loadgen.worker import HIST_MAX_US, record
 
 T0 = 1_700_000_000_000_000_000  # an arbitrary epoch start, ns
 SEC = 1_000_000_000
@@ -121,3 +124,131 @@ def test_worker_config_names_the_bad_field():
         config(timeout_s=0)
     with pytest.raises(ValueError, match="rate must be > 0"):
         ConstantRate(0, 1)
+
+
+class SlowUpstream:
+    """Answers every call after `delay_s`; eth_blockNumber with `head`, batches too."""
+
+    def __init__(self, delay_s: float, head: int = 16) -> None:
+        self.delay_s, self.head = delay_s, head
+        self.bodies: list = []
+
+    def _answer(self, request: dict) -> dict:
+        result = hex(self.head) if request["method"] == "eth_blockNumber" else "0x0"
+        return {"jsonrpc": "2.0", "id": request["id"], "result": result}
+
+    async def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        request = json.loads(body)
+        self.bodies.append(request)
+        await trio.sleep(self.delay_s)
+        if isinstance(request, list):
+            return 200, json.dumps([self._answer(r) for r in request]).encode()
+        return 200, json.dumps(self._answer(request)).encode()
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_a_slow_upstream_shows_in_service_time_and_latency_alike(autojump_clock):
+    rows: list[tuple] = []
+    summary = await run_worker(config(), SlowUpstream(0.05), rows, clock=Clock(T0))
+    assert {r[8] - r[7] for r in rows} == {SEC // 20}
+    assert {r[8] - r[6] for r in rows} == {SEC // 20}
+    assert summary.late_sends == 0 and summary.as_dict()["send_lateness_ms"]["max"] == 0.001
+
+
+async def test_calls_still_in_flight_at_the_end_of_the_drain_are_timeouts(autojump_clock):
+    clock = Clock(T0)
+    rows: list[tuple] = []
+    cfg = config(schedule=ConstantRate(4, 1.0), timeout_s=10, drain_s=0.5)
+    summary = await run_worker(cfg, StallingUpstream(clock, T0, T0 + 60 * SEC), rows, clock=clock)
+    # The last send is at 0.75 s; the drain ends 0.5 s after it, cutting every call off.
+    assert {r[8] for r in rows} == {T0 + 3 * SEC // 4 + SEC // 2}
+    assert {r[9] for r in rows} == {"timeout"} and summary.outcomes == {"timeout": 4}
+    assert all("end of the drain" in r[12] for r in rows)
+
+
+async def test_a_closed_loop_sends_the_next_call_when_the_previous_one_ended(autojump_clock):
+    rows: list[tuple] = []
+    cfg = config(schedule=ClosedLoop(clients=2, duration_s=1.0, think_s=0.01))
+    summary = await run_worker(cfg, SlowUpstream(0.04), rows, clock=Clock(T0))
+    # Each client: 40 ms of service plus 10 ms of thinking per call, for one second.
+    assert len(rows) == summary.planned == summary.sent == 40
+    assert all(r[6] == r[7] for r in rows)
+    assert {r[8] - r[6] for r in rows} == {SEC * 4 // 100}
+
+
+async def test_a_batch_is_one_row_with_its_size_and_tagged_ids(autojump_clock):
+    rows: list[tuple] = []
+    upstream = SlowUpstream(0.001)
+    cfg = config(schedule=ConstantRate(10, 0.5), batch=BatchSpec(1.0, {3: 1}))
+    await run_worker(cfg, upstream, rows, clock=Clock(T0))
+    assert [(r[4], r[5], r[9]) for r in rows] == [("batch", 3, "ok")] * 5
+    assert [m["id"] for m in upstream.bodies[0]] == ["bt-3-0", "bt-3-0.1", "bt-3-0.2"]
+
+
+async def test_an_answer_the_truth_contradicts_is_recorded_invalid_with_its_block(autojump_clock):
+    class Truth:
+        def head_at(self, t_ns: int) -> int:
+            return 10
+
+        def block_hash(self, n: int) -> str:
+            return "0x" + "00" * 32
+
+    rows: list[tuple] = []
+    cfg = config(schedule=ConstantRate(10, 0.3))
+    summary = await run_worker(
+        cfg, SlowUpstream(0.001, head=12), rows, clock=Clock(T0), truth=Truth()
+    )
+    assert summary.outcomes == {"invalid": 3}
+    assert {(r[9], r[15]) for r in rows} == {("invalid", 12)}
+    assert "ahead of the true head 10" in rows[0][12]
+
+
+def test_the_inlined_hdr_record_agrees_with_hdrh():
+    a, b = HdrHistogram(1, HIST_MAX_US, 3), HdrHistogram(1, HIST_MAX_US, 3)
+    values = [0, 1, 2, 1023, 1024, 2047, 2048, 999_999, HIST_MAX_US, HIST_MAX_US + 1, 10**12]
+    values += [int(10 ** (i / 1000)) for i in range(9600)]
+    for v in values:
+        assert a.record_value(v) == record(b, v), v
+    assert list(a.counts) == list(b.counts)
+    assert (a.total_count, a.min_value, a.max_value) == (b.total_count, b.min_value, b.max_value)
+
+
+def test_a_latency_beyond_the_histogram_is_clamped_and_counted_not_lost():
+    summary = Summary()
+    summary.record_latency(2 * HIST_MAX_US * 1000, "eth_blockNumber", 0)
+    assert summary.out_of_range == 3  # overall, per method, per window
+    assert summary.latency_us.get_total_count() == 1
+    assert summary.as_dict()["latency_out_of_range"] == 3
+
+
+def test_the_summary_keeps_the_counters_analysis_reads():
+    d = Summary(planned=10, sent=8, not_sent=2, late_sends=1).as_dict()
+    assert (d["planned"], d["not_sent"], d["late_sends"], d["sent"]) == (10, 2, 1, 8)
+    assert {"p50", "p99", "max", "count"} <= set(d["send_lateness_ms"])
+
+
+def test_the_progress_line_shows_rate_success_latency_in_flight_and_faults():
+    summary = Summary(in_flight=7)
+    summary.outcomes.update(ok=99, timeout=1)
+    summary.record_latency(2_000_000, "eth_blockNumber", 1)
+    line = progress_line(summary, 12.5, 4999.6, 1, ["a-down"])
+    assert "5,000 req/s" in line and "ok  99.0%" in line and "in flight     7" in line
+    assert "p99    2.00 ms" in line and "faults a-down" in line
+    assert active_faults([("a-down", 10, 20), ("b", 20, 30)], 15) == ["a-down"]
+
+
+async def test_a_worker_cancelled_mid_load_stops_promptly_with_idle_and_busy_senders(
+    autojump_clock,
+):
+    # The SIGTERM path: the whole worker is cancelled while some senders wait for work
+    # and others wait for an answer.
+    clock = Clock(T0)
+    rows: list[tuple] = []
+    upstream = StallingUpstream(clock, T0 + SEC // 2, T0 + 60 * SEC)
+    summary = Summary()
+    with trio.move_on_at(clock.deadline(T0 + SEC)):
+        await run_worker(config(), upstream, rows, clock=clock, summary=summary)
+    assert trio.current_time() == pytest.approx(clock.deadline(T0 + SEC))
+    assert summary.sent == 100 and len(rows) == 50  # the stalled half never answered

@@ -299,3 +299,40 @@ def test_the_driver_stops_reading_while_the_peer_is_not_reading(wired):
     assert t.reading
     proto.connection_lost(None)
     assert proto not in conns
+
+
+# ------------------------------------------------------------------ WebSocket upgrade
+
+_UPGRADE = (
+    b"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+def _masked_text(payload: bytes) -> bytes:
+    """One client text frame (RFC 6455 5.2), masked with a zero key for readability."""
+    assert len(payload) < 126
+    return bytes([0x81, 0x80 | len(payload)]) + b"\x00\x00\x00\x00" + payload
+
+
+def test_the_driver_upgrades_and_answers_a_frame_sent_with_the_handshake(node):
+    proto = HttpProtocol(lambda r: route(node, r), set(), node)
+    t = FakeTransport()
+    proto.connection_made(t)
+    msg = b'{"jsonrpc":"2.0","id":7,"method":"eth_chainId"}'
+    proto.data_received(_UPGRADE.replace(b"{path}", b"/") + _masked_text(msg))
+    head, _, frames = bytes(t.written).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 Switching Protocols")
+    reply = b'{"jsonrpc":"2.0","id":7,"result":"0x7a69"}'
+    assert frames == bytes([0x81, len(reply)]) + reply  # unmasked text frame from a server
+    assert proto.ws is not None and not t.closed
+    proto.close()
+    assert t.written.endswith(b"provider shutting down") and t.closed  # close frame 1001
+
+
+def test_an_upgrade_on_another_path_is_not_found(node):
+    proto = HttpProtocol(lambda r: route(node, r), set(), node)
+    t = FakeTransport()
+    proto.connection_made(t)
+    proto.data_received(_UPGRADE.replace(b"{path}", b"/ws"))
+    assert bytes(t.written).startswith(b"HTTP/1.1 404 Not Found") and t.closed

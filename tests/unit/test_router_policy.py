@@ -67,4 +67,9 @@ def test_classify_decides_retriable_by_the_table(result, retriable, reason):
 
 
 def test_retriable_rpc_error_table_is_the_documented_one():
-    assert dict(RETRIABLE_RPC_ERRORS) == {-32005: None, -32603: None, -32000: "header not found"}
+    assert dict(RETRIABLE_RPC_ERRORS) == {
+        -32005: None,
+        429: None,
+        -32603: None,
+        -32000: "header not found",
+    }

@@ -1,0 +1,154 @@
+"""Baselines: a run's key figures saved with a tolerance and a direction each, and the
+comparison of a later run against them. A regression makes the verdict exit 4."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+__all__ = [
+    "BASELINE_SCHEMA_VERSION",
+    "DEFAULT_TOLERANCE",
+    "DIRECTIONS",
+    "Comparison",
+    "compare",
+    "load_baseline",
+    "make_baseline",
+]
+
+BASELINE_SCHEMA_VERSION = 1
+# The issue's default: a figure may be 10% worse than its baseline before it regresses.
+DEFAULT_TOLERANCE = 0.10
+# Which way is better, for every key figure a baseline compares. Figures not listed
+# (request counts, failovers) describe the run rather than judge it.
+DIRECTIONS: dict[str, str] = {
+    **{
+        name: "lower"
+        for name in (
+            "latency_p50_ms",
+            "latency_p95_ms",
+            "latency_p99_ms",
+            "latency_max_ms",
+            "amplification",
+            "retries_same_provider",
+            "failover_extra_latency_ms",
+            "failover_latency_p95_ms",
+            "overhead_p50_ms",
+            "overhead_p95_ms",
+            "head_lag_max_blocks",
+            "heads_backwards",
+            "ws_gap_blocks",
+            "ws_duplicates",
+            "ws_out_of_order",
+            "ws_parent_breaks",
+            "ws_delay_p95_ms",
+            "ws_resubscribe_max_ms",
+            "sut_rss_slope_mb_per_min",
+            "sut_cpu_avg",
+            "sut_cpu_max",
+            "breaker_stop_max_ms",
+            "wasted_attempts",
+            "impact_max_ms",
+        )
+    },
+    "success_rate": "higher",
+    "correlation_coverage": "higher",
+}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    metric: str
+    baseline: float | None
+    observed: float | None
+    direction: str
+    tolerance: float
+    # Relative change (observed / baseline - 1); None when the baseline is 0 or absent.
+    change: float | None
+    regressed: bool
+    note: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def make_baseline(
+    run: str,
+    metrics: dict[str, float | None],
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+    overrides: dict[str, dict] | None = None,
+) -> dict:
+    """The baseline document of a run: every directed figure with a value."""
+    if not tolerance >= 0:
+        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+    overrides = overrides or {}
+    figures = {}
+    for name, direction in DIRECTIONS.items():
+        value = metrics.get(name)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        figures[name] = {"value": value, "direction": direction, "tolerance": tolerance}
+        figures[name].update(overrides.get(name, {}))
+    return {
+        "schema_version": BASELINE_SCHEMA_VERSION,
+        "kind": "battle-baseline",
+        "run": run,
+        "metrics": figures,
+    }
+
+
+def load_baseline(path: Path) -> dict:
+    """Reads and checks a baseline file.
+
+    Raises:
+        ValueError: naming the bad field.
+    """
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"baseline {path}: cannot read it: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("kind") != "battle-baseline":
+        raise ValueError(f"baseline {path}: kind must be 'battle-baseline'")
+    if doc.get("schema_version") != BASELINE_SCHEMA_VERSION:
+        raise ValueError(
+            f"baseline {path}: schema_version must be {BASELINE_SCHEMA_VERSION},"
+            f" got {doc.get('schema_version')!r}"
+        )
+    metrics = doc.get("metrics")
+    if not isinstance(metrics, dict):
+        raise ValueError(f"baseline {path}: metrics must be an object")
+    for name, fig in metrics.items():
+        where = f"baseline {path}: metrics.{name}"
+        if not isinstance(fig, dict) or not isinstance(fig.get("value"), int | float):
+            raise ValueError(f"{where}.value must be a number")
+        if fig.get("direction") not in ("lower", "higher"):
+            raise ValueError(f"{where}.direction must be 'lower' or 'higher'")
+        tol = fig.get("tolerance", DEFAULT_TOLERANCE)
+        if not isinstance(tol, int | float) or tol < 0:
+            raise ValueError(f"{where}.tolerance must be a number >= 0, got {tol!r}")
+    return doc
+
+
+def compare(metrics: dict[str, float | None], baseline: dict) -> list[Comparison]:
+    """Each baseline figure against the run's: regressed when it moved the wrong way by
+    more than `tolerance` times the baseline's magnitude (any worsening of a zero)."""
+    out = []
+    for name, fig in baseline["metrics"].items():
+        base = float(fig["value"])
+        direction = fig["direction"]
+        tol = float(fig.get("tolerance", DEFAULT_TOLERANCE))
+        observed = metrics.get(name)
+        if observed is None or (isinstance(observed, float) and math.isnan(observed)):
+            out.append(
+                Comparison(name, base, None, direction, tol, None, True, "no value in this run")
+            )
+            continue
+        worse_by = observed - base if direction == "lower" else base - observed
+        # The epsilon keeps float rounding (1.0 - 0.99 > 0.01) from deciding an edge.
+        regressed = worse_by > tol * abs(base) + 1e-9 * max(1.0, abs(base))
+        change = observed / base - 1 if base else None
+        out.append(Comparison(name, base, observed, direction, tol, change, regressed))
+    return out

@@ -1,0 +1,204 @@
+"""Bodies the faults send or rewrite. Pure: bytes in, bytes out.
+
+Every function here is what a client observes of one fault, so each has a unit test
+pinning its output (tests/unit/test_chaosproxy_rewrite.py).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Collection
+from typing import Any
+
+from chaosproxy.exchange import RequestInfo
+
+__all__ = [
+    "corrupt",
+    "error_object",
+    "notification_facts",
+    "rpc_error_body",
+    "rpc_error_merge",
+    "stale_request",
+    "stale_response",
+    "ws_close_frame",
+]
+
+
+def _dumps(doc: Any) -> bytes:
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def error_object(rpc_id: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
+    err: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        err["data"] = data
+    return {"jsonrpc": "2.0", "id": rpc_id, "error": err}
+
+
+def rpc_error_body(
+    info: RequestInfo, code: int, message: str, data: Any = None, collapse: bool = False
+) -> bytes:
+    """The error echoing the request's id; one per element of a batch, or a single
+    non-array object with id null when `collapse` (Infura's and erigon's shape)."""
+    if info.is_batch and not collapse:
+        return _dumps([error_object(i, code, message, data) for i in info.ids])
+    return _dumps(error_object(None if info.is_batch else info.rpc_id, code, message, data))
+
+
+def rpc_error_merge(
+    body: bytes, ids: Collection[Any], code: int, message: str, data: Any = None
+) -> bytes | None:
+    """The upstream's batch answer with the elements of `ids` replaced by the error;
+    None when the body is not a JSON array (left as it is)."""
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(doc, list):
+        return None
+    wanted = {json.dumps(i) for i in ids}
+    out = [
+        error_object(e.get("id"), code, message, data)
+        if isinstance(e, dict) and json.dumps(e.get("id")) in wanted
+        else e
+        for e in doc
+    ]
+    return _dumps(out)
+
+
+WRONG_ID_OFFSET = 1_000_000
+
+
+def _wrong(rpc_id: Any) -> Any:
+    if isinstance(rpc_id, bool) or rpc_id is None:
+        return "wrong"
+    if isinstance(rpc_id, int | float):
+        return rpc_id + WRONG_ID_OFFSET
+    return f"wrong-{rpc_id}"
+
+
+def corrupt(body: bytes, mode: str) -> bytes:
+    """The upstream's body damaged by `mode` (see `chaosproxy.faults.CorruptParams`)."""
+    if mode == "truncate":
+        return body[: len(body) // 2]
+    if mode == "invalid_json":
+        stripped = body.rstrip()
+        return (stripped[:-1] if stripped else stripped) + b"<!garbage"
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return body[: len(body) // 2]
+    items = doc if isinstance(doc, list) else [doc]
+    for e in items:
+        if not isinstance(e, dict):
+            continue
+        if mode == "wrong_id":
+            e["id"] = _wrong(e.get("id"))
+        elif mode == "null_result" and "error" not in e:
+            e["result"] = None
+    return _dumps(doc)
+
+
+def _rewrite_tags(value: Any, tag: str) -> tuple[Any, bool]:
+    if value == "latest":
+        return tag, True
+    if isinstance(value, dict):
+        changed = False
+        out = {}
+        for k, v in value.items():
+            if k in ("fromBlock", "toBlock", "blockNumber") and v == "latest":
+                out[k], changed = tag, True
+            else:
+                out[k] = v
+        return out, changed
+    return value, False
+
+
+def stale_request(body: bytes, head: int | None, lag: int) -> bytes | None:
+    """The request with every ``"latest"`` block tag (also `fromBlock` / `toBlock` of a
+    filter) replaced by ``head - lag``; None when nothing changed or the head is unknown."""
+    if head is None or b'"latest"' not in body:
+        return None
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    tag = hex(max(0, head - lag))
+    changed = False
+    for e in doc if isinstance(doc, list) else [doc]:
+        params = e.get("params") if isinstance(e, dict) else None
+        if isinstance(params, list):
+            for i, p in enumerate(params):
+                params[i], c = _rewrite_tags(p, tag)
+                changed |= c
+    return _dumps(doc) if changed else None
+
+
+def stale_response(
+    body: bytes, methods: tuple[str | None, ...], lag: int
+) -> tuple[bytes | None, int | None]:
+    """The answer with each `eth_blockNumber` result lowered by `lag`, and the true head
+    seen (the highest such result); (None, head) when nothing changed."""
+    if "eth_blockNumber" not in methods:
+        return None, None
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None, None
+    items = doc if isinstance(doc, list) else [doc]
+    if len(items) != len(methods):
+        # A batch answer's order is not guaranteed; without the request ids we only
+        # rewrite single answers.
+        return None, None
+    head = None
+    for e, m in zip(items, methods, strict=True):
+        if m != "eth_blockNumber" or not isinstance(e, dict):
+            continue
+        r = e.get("result")
+        if isinstance(r, str) and r.startswith("0x"):
+            try:
+                n = int(r, 16)
+            except ValueError:
+                continue
+            head = n if head is None else max(head, n)
+            e["result"] = hex(max(0, n - lag))
+    if head is None:
+        return None, None
+    return _dumps(doc), head
+
+
+def notification_facts(content: bytes) -> tuple[str | None, int | None] | None:
+    """(subscription id, block number) of an `eth_subscription` notification, or None
+    when the message is not one. The block number is the result's `number` (newHeads)
+    or `blockNumber` (logs)."""
+    if b"eth_subscription" not in content:
+        return None
+    try:
+        doc = json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(doc, dict) or doc.get("method") != "eth_subscription":
+        return None
+    params = doc.get("params")
+    if not isinstance(params, dict):
+        return None, None
+    sub = params.get("subscription")
+    result = params.get("result")
+    block = None
+    if isinstance(result, dict):
+        raw = result.get("number", result.get("blockNumber"))
+        if isinstance(raw, str) and raw.startswith("0x"):
+            try:
+                block = int(raw, 16)
+            except ValueError:
+                block = None
+    return (sub if isinstance(sub, str) else None), block
+
+
+def ws_close_frame(code: int, reason: str) -> bytes:
+    """A server-to-client (unmasked) WebSocket close frame (RFC 6455 5.5.1)."""
+    payload = struct.pack("!H", code) + reason.encode()
+    if len(payload) > 125:
+        raise ValueError("close reason too long")
+    return bytes([0x88, len(payload)]) + payload

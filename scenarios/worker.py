@@ -1,0 +1,152 @@
+"""`python -m scenarios.worker`: a load worker that knows the mock chain's truth.
+
+The load generator must not import the providers (producers never import each other),
+so it defines the `Truth` it needs and this entry point, which may import both, builds
+it from `providers.Chain` with the same seed, genesis and block time the fleet serves.
+Every other argument is `python -m loadgen`'s.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from analysis.shards import ShardWriter, shard_path
+from loadgen.__main__ import build_parser, check_args, run_args
+from providers.chain import Chain
+
+from .errors import ConfigError, RunError
+from .processes import Child, ProcessGroup
+
+__all__ = ["ChainTruth", "main", "run_load"]
+
+# Workers are started this long before the load begins: Python start-up and imports
+# take ~0.3 s on an idle machine and over 1 s on a busy one.
+START_MARGIN_NS = 2_000_000_000
+
+
+class ChainTruth:
+    """`loadgen.Truth` over the mock fleet's canonical chain."""
+
+    def __init__(self, chain: Chain) -> None:
+        self._chain = chain
+
+    def head_at(self, t_ns: int) -> int:
+        return self._chain.head(t_ns)
+
+    def block_hash(self, n: int) -> str:
+        return self._chain.block_hash(n)
+
+    def produced_at(self, n: int) -> int:
+        """When block `n` was produced (ws_notifications.t_produced)."""
+        return self._chain.block_time_ns(n)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser("python -m scenarios.worker")
+    group = parser.add_argument_group("the mock chain (as given to providers.mock)")
+    group.add_argument("--chain-seed", type=int, required=True)
+    group.add_argument("--genesis-ns", type=int, required=True)
+    group.add_argument("--block-time-ms", type=int, default=1000)
+    args = parser.parse_args(argv)
+    try:
+        chain = Chain(args.chain_seed, args.genesis_ns, args.block_time_ms)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return run_args(parser, args, truth=ChainTruth(chain))
+
+
+def run_load(
+    worker_args: Sequence[str],
+    *,
+    workers: int,
+    runs_dir: Path,
+    truth_args: Sequence[str] = (),
+    slos: Sequence[str] = (),
+) -> Path:
+    """Runs `workers` load worker processes sharing one schedule against a running
+    system; returns the run directory (the caller judges it).
+
+    `worker_args` are `python -m loadgen` arguments without --worker, --workers,
+    --run-dir and --t0-ns; `truth_args` (`--chain-seed S --genesis-ns G
+    [--block-time-ms B]`) make them validate answers against the mock chain.
+
+    Raises:
+        ConfigError: bad arguments (checked before any process starts).
+        RunError: a worker failed or did not finish in time.
+    """
+    from .demo import new_run_dir
+
+    if workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
+    probe = [*worker_args, "--run-dir", ".", "--t0-ns", "0", "--workers", str(workers)]
+    try:
+        args = check_args(probe)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    run_dir = new_run_dir(runs_dir, "load")
+    module = "scenarios.worker" if truth_args else "loadgen"
+    lifecycle = ShardWriter(shard_path(run_dir / "events", "lifecycle", "runner"), "lifecycle")
+
+    def spawned(child: Child) -> None:
+        lifecycle.append((time.time_ns(), child.name, child.role, child.pid, "spawned", None))
+
+    group = ProcessGroup(run_dir / "logs", on_start=spawned)
+    t0_ns = time.time_ns() + START_MARGIN_NS
+    spec = {
+        "name": "load",
+        "host": platform.node(),
+        "t0_ns": t0_ns,
+        "workers": workers,
+        "worker_args": list(worker_args),
+        "truth_args": list(truth_args),
+        "slos": list(slos),
+    }
+    (run_dir / "scenario.json").write_text(json.dumps(spec, indent=2))
+    try:
+        children = [
+            group.start(
+                f"loadgen-w{i}",
+                "loadgen",
+                [
+                    "-m",
+                    module,
+                    *worker_args,
+                    *truth_args,
+                    "--worker",
+                    str(i),
+                    "--workers",
+                    str(workers),
+                    "--run-dir",
+                    str(run_dir),
+                    "--t0-ns",
+                    str(t0_ns),
+                ],
+            )
+            for i in range(workers)
+        ]
+        # Each worker ends by itself: its schedule, then its drain (at most a timeout).
+        deadline = time.monotonic() + START_MARGIN_NS / 1e9 + args.duration + args.timeout + 30
+        while any(c.exited() is None for c in children):
+            if time.monotonic() > deadline:
+                raise RunError("a load worker did not finish in time")
+            time.sleep(0.1)
+        failed = [c for c in children if c.exited() != 0]
+        if failed:
+            raise RunError(
+                "; ".join(f"{c.name} exited {c.exited()}: {c.log_tail(2)}" for c in failed)
+            )
+    finally:
+        group.stop_all()
+        lifecycle.close()
+        spec["t_end_ns"] = time.time_ns()
+        (run_dir / "scenario.json").write_text(json.dumps(spec, indent=2))
+    return run_dir
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,305 @@
+"""`python -m scenarios.worker` / `python -m loadgen` as processes against a mock provider."""
+
+from __future__ import annotations
+
+import csv
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.timeout(90)
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED = 5
+BLOCK_MS = 200
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def provider():
+    port = free_port()
+    genesis = time.time_ns() - 60 * 1_000_000_000
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "providers.mock",
+            "--port",
+            str(port),
+            "--seed",
+            str(SEED),
+            "--genesis-ns",
+            str(genesis),
+            "--block-time-ms",
+            str(BLOCK_MS),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.post(
+                    f"http://127.0.0.1:{port}/",
+                    json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []},
+                    timeout=1,
+                )
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("mock provider did not start") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}/", genesis
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def worker(
+    run_dir: Path,
+    target: str,
+    genesis: int,
+    *extra: str,
+    seed: int = SEED,
+    module: str = "scenarios.worker",
+) -> subprocess.CompletedProcess:
+    t0 = time.time_ns() + 300_000_000
+    args = [
+        sys.executable,
+        "-m",
+        module,
+        "--target",
+        target,
+        "--run-dir",
+        str(run_dir),
+        "--t0-ns",
+        str(t0),
+        "--duration",
+        "1",
+        "--timeout",
+        "2",
+        *extra,
+    ]
+    if module == "scenarios.worker":
+        args += [
+            "--chain-seed",
+            str(seed),
+            "--genesis-ns",
+            str(genesis),
+            "--block-time-ms",
+            str(BLOCK_MS),
+        ]
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def rows(path: Path) -> list[dict]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+MIX = "eth_blockNumber=2,eth_getBlockByNumber=1,eth_getBlockByNumber:historical=1,eth_getBalance=1"
+
+
+def test_a_worker_with_the_truth_validates_every_answer_and_records_its_summary(provider, tmp_path):
+    target, genesis = provider
+    done = worker(tmp_path, target, genesis, "--rate", "200", "--mix", MIX, "--batch", "0.1:3=1")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "", "quiet when not a terminal"
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    requests = rows(tmp_path / "client" / "requests.w0.csv")
+    assert len(requests) == summary["planned"] == 200
+    assert {r["outcome"] for r in requests} == {"ok"}, {r["error"] for r in requests}
+    heads = [int(r["result_block"]) for r in requests if r["method"] == "eth_blockNumber"]
+    assert heads and all(h > 0 for h in heads)
+    stopped = [r for r in rows(tmp_path / "events" / "lifecycle.w0.csv") if r["event"] == "stopped"]
+    detail = json.loads(stopped[0]["detail"])
+    assert (detail["planned"], detail["not_sent"]) == (200, 0)
+
+
+def test_a_router_serving_another_chain_is_caught_as_invalid(provider, tmp_path):
+    target, genesis = provider
+    done = worker(
+        tmp_path, target, genesis, "--rate", "50", "--mix", "eth_getBlockByNumber=1", seed=SEED + 1
+    )
+    assert done.returncode == 0, done.stderr
+    requests = rows(tmp_path / "client" / "requests.w0.csv")
+    assert {r["outcome"] for r in requests} == {"invalid"}
+    assert all("not the true hash" in r["error"] for r in requests)
+
+
+def test_workers_share_the_rate_and_each_writes_its_own_shard(provider, tmp_path):
+    target, _ = provider
+    procs = []
+    t0 = time.time_ns() + 500_000_000
+    for i in range(2):
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "loadgen",
+                    "--target",
+                    target,
+                    "--run-dir",
+                    str(tmp_path),
+                    "--t0-ns",
+                    str(t0),
+                    "--duration",
+                    "1",
+                    "--rate",
+                    "100",
+                    "--worker",
+                    str(i),
+                    "--workers",
+                    "2",
+                    "--mix",
+                    "eth_chainId=1",
+                ],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    try:
+        outs = [p.communicate(timeout=60) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert [p.returncode for p in procs] == [0, 0], outs
+    counts = [len(rows(tmp_path / "client" / f"requests.w{i}.csv")) for i in range(2)]
+    assert counts == [50, 50]
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--rate", "0"], "rate must be > 0"),
+        (["--arrival", "zigzag:3"], "arrival must be one of"),
+        (["--rate", "10", "--mix", "eth_nope=1"], "mix method must be one of"),
+        (["--rate", "10", "--worker", "3", "--workers", "2"], "worker must be in [0, 2)"),
+        (["--rate", "10", "--ws-subscriptions", "pending=1"], "ws subscription kind"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line_naming_the_field(tmp_path, extra, message):
+    done = worker(tmp_path, "http://127.0.0.1:9/", 0, *extra, module="loadgen")
+    assert done.returncode == 2
+    assert message in done.stderr.strip().splitlines()[-1]
+
+
+def test_battle_load_runs_workers_sharing_the_rate_and_judges_the_run(provider, tmp_path):
+    target, genesis = provider
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from scenarios.cli import main; main()",
+            "load",
+            "--target",
+            target,
+            "--workers",
+            "2",
+            "--chain-seed",
+            str(SEED),
+            "--genesis-ns",
+            str(genesis),
+            "--block-time-ms",
+            str(BLOCK_MS),
+            "--runs-dir",
+            str(tmp_path),
+            "--slo",
+            "success_rate >= 0.99",
+            "--duration",
+            "1",
+            "--rate",
+            "100",
+            "--mix",
+            "eth_blockNumber=1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "verdict: PASSED" in done.stdout
+    (run,) = tmp_path.iterdir()
+    counts = [len(rows(run / "client" / f"requests.w{i}.csv")) for i in range(2)]
+    assert counts == [50, 50]
+
+
+def test_battle_load_rejects_bad_worker_arguments_before_starting_anything(tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from scenarios.cli import main; main()",
+            "load",
+            "--target",
+            "http://127.0.0.1:9/",
+            "--runs-dir",
+            str(tmp_path),
+            "--duration",
+            "1",
+            "--arrival",
+            "ramp:5",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "needs 2 comma-separated numbers" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ws_subscriptions_through_the_worker_record_heads_logs_and_sessions(provider, tmp_path):
+    target, genesis = provider
+    done = worker(
+        tmp_path,
+        target,
+        genesis,
+        "--rate",
+        "20",
+        "--mix",
+        "eth_blockNumber=1",
+        "--ws-subscriptions",
+        "newHeads=1,logs=1",
+        "--ws-call-interval",
+        "0.25",
+    )
+    assert done.returncode == 0, done.stderr
+    sessions = rows(tmp_path / "client" / "ws_sessions.w0.csv")
+    by_client: dict[str, list[str]] = {}
+    for s in sessions:
+        by_client.setdefault(s["connection"], []).append(s["event"])
+    assert by_client == {
+        "w0-newHeads-0": ["connect", "subscribe", "close"],
+        "w0-logs-0": ["connect", "subscribe", "close"],
+    }
+    notes = rows(tmp_path / "client" / "ws_notifications.w0.csv")
+    heads = [int(n["block_number"]) for n in notes if n["kind"] == "newHeads"]
+    # 1 s of 200 ms blocks: about 5 heads, consecutive.
+    assert len(heads) >= 3 and heads == list(range(heads[0], heads[0] + len(heads)))
+    assert all(int(n["t_produced"]) <= int(n["t_received"]) for n in notes if n["t_produced"])
+    assert any(n["kind"] == "logs" for n in notes)
+    ws_calls = [r for r in rows(tmp_path / "client" / "requests.w0.csv") if r["transport"] == "ws"]
+    assert ws_calls and {r["outcome"] for r in ws_calls} == {"ok"}

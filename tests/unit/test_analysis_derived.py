@@ -1,0 +1,387 @@
+"""Derived metrics and validity checks, each on literal rows made for it: once on a run
+that shows the behaviour and once on one that does not."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+from analysis_rows import MS, T0, S, fault, make_run, req, stopped, up
+
+from analysis.database import ingest
+from analysis.queries import query
+from analysis.verdict import judge_database
+
+
+def db(tmp_path, tables, scenario=None, name="run"):
+    run = make_run(tmp_path, tables, scenario=scenario, name=name)
+    return duckdb.connect(str(ingest(run)))
+
+
+def value(con, name):
+    rows = con.execute(query(name)).fetchall()
+    return rows[0][0]
+
+
+def rows(con, sql):
+    return con.execute(sql).fetchall()
+
+
+# --- correlation -------------------------------------------------------------------
+
+
+def test_failover_retries_and_amplification_come_from_correlated_attempts(tmp_path):
+    con = db(
+        tmp_path,
+        {
+            "requests": [req(0, 0, latency_ms=30), req(1, 100), req(2, 200)],
+            "upstream": [
+                up(0, "A", 1, outcome="reset"),
+                up(0, "A", 2, outcome="reset"),
+                up(0, "B", 3),
+                up(1, "B", 101),
+                up(2, "C", 201, outcome="timeout"),
+                up(2, "C", 210),
+            ],
+        },
+    )
+    assert value(con, "failovers") == 1
+    assert value(con, "retries_same_provider") == 2  # A again for 0, C again for 2
+    assert value(con, "amplification") == pytest.approx(6 / 3)
+    assert value(con, "correlation_coverage") == 1
+    assert value(con, "failover_extra_latency_ms") == pytest.approx(20)
+    assert rows(con, "SELECT tag, served_by FROM request_attempts ORDER BY tag") == [
+        ("bt-0-0", "B"),
+        ("bt-0-1", "B"),
+        ("bt-0-2", "C"),
+    ]
+
+
+def test_a_router_that_strips_tags_falls_back_to_time_window_attribution(tmp_path):
+    # Requests 100 ms apart, each answered in 20 ms; the router dropped the tags. Request
+    # 2 failed on A and went on to B; one exchange came between requests (a probe).
+    reqs = [req(i, i * 100, latency_ms=20) for i in range(4)]
+    ups = [up(None, "A", i * 100 + 1, flow=f"f{i}") for i in (0, 1, 3)]
+    ups += [
+        up(None, "A", 201, outcome="reset", flow="f2a"),
+        up(None, "B", 205, flow="f2b"),
+        up(None, "B", 50, flow="probe"),
+    ]
+    con = db(tmp_path, {"requests": reqs, "upstream": ups})
+    j = judge_database(con, tmp_path / "run", [])
+    assert j.correlation["mode"] == "time_window" and j.correlation["coverage"] == 0
+    assert "strips correlation tags" in j.correlation["note"]
+    assert j.metrics["failovers"] == 1
+    assert j.metrics["amplification"] == pytest.approx(5 / 4)  # the probe is nobody's
+    assert rows(con, "SELECT tag, served_by FROM request_attempts ORDER BY tag") == [
+        ("bt-0-0", "A"),
+        ("bt-0-1", "A"),
+        ("bt-0-2", "B"),
+        ("bt-0-3", "A"),
+    ]
+    tagged = db(tmp_path, {"requests": [req(0, 0)], "upstream": [up(0, "A", 1)]}, name="t")
+    assert judge_database(tagged, tmp_path / "t", []).correlation == {
+        "coverage": 1,
+        "mode": "tag",
+        "note": "",
+    }
+
+
+# --- breaker, traffic return, impact --------------------------------------------------
+
+
+def _traffic(stop_after_ms: float | None):
+    """Requests every 100 ms for 10 s, alternating A and B; A is down from 2 s to 5 s.
+    The router stops sending to A `stop_after_ms` after the fault starts (never: None),
+    probes it once at 4 s, and goes back to it at 5.2 s."""
+    reqs, ups = [], []
+    for i in range(100):
+        t = i * 100
+        in_fault = 2000 <= t < 5000
+        stopped_now = stop_after_ms is not None and 2000 + stop_after_ms < t < 5200
+        provider = "A" if i % 2 == 0 and not stopped_now else "B"
+        failed = provider == "A" and in_fault
+        reqs.append(req(i, t, outcome="ok"))
+        ups.append(
+            up(
+                i,
+                provider,
+                t + 1,
+                outcome="reset" if failed else "ok",
+                fault="a-down" if failed else None,
+            )
+        )
+        if failed:
+            ups.append(up(i, "B", t + 2))
+    if stop_after_ms is not None:
+        ups.append(up(None, "A", 4000, outcome="reset", fault="a-down", flow="probe"))
+    return {
+        "requests": reqs,
+        "upstream": ups,
+        "fault_events": fault("a-down", "A", 2, 5),
+        "lifecycle": [stopped(0, 100)],
+    }
+
+
+def test_a_breaker_that_opens_is_timed_with_wasted_attempts_probes_and_return(tmp_path):
+    con = db(tmp_path, _traffic(stop_after_ms=500))
+    ((fault_id, stop_ms, wasted, probes, return_ms),) = rows(
+        con, "SELECT fault_id, stop_ms, wasted_attempts, probes, return_ms FROM breaker"
+    )
+    # Fault applied at 2.001 s; A got its last request at 2.401 s, then only the probe.
+    assert fault_id == "a-down" and stop_ms == pytest.approx(400)
+    assert wasted == 3 and probes == 1
+    # Fault ended at 5.001 s; A's next request was at 5.201 s and succeeded.
+    assert return_ms == pytest.approx(200)
+
+
+def test_a_router_without_breaker_never_stops_and_wastes_every_attempt(tmp_path):
+    con = db(tmp_path, _traffic(stop_after_ms=None))
+    ((stop_ms, wasted, probes),) = rows(con, "SELECT stop_ms, wasted_attempts, probes FROM breaker")
+    assert stop_ms is None and wasted == 15 and probes == 0
+    assert value(con, "breaker_stop_max_ms") is None
+
+
+def test_client_impact_lasts_until_one_second_windows_are_back_at_the_target(tmp_path):
+    reqs = [req(i, i * 100, outcome="timeout" if 20 <= i < 35 else "ok") for i in range(100)]
+    con = db(tmp_path, {"requests": reqs, "upstream": [], "fault_events": fault("x", "A", 2, 3)})
+    # Failures until 3.4 s: the second [3, 4) is the last below 99%; fault started 2.001 s.
+    assert rows(con, "SELECT impact_ms, bad_seconds FROM impact") == [(pytest.approx(1999), 2)]
+    calm = db(
+        tmp_path,
+        {
+            "requests": [req(i, i * 100) for i in range(100)],
+            "upstream": [],
+            "fault_events": fault("x", "A", 2, 3),
+        },
+        name="calm",
+    )
+    assert rows(calm, "SELECT impact_ms FROM impact") == [(0,)]
+
+
+# --- WebSocket ------------------------------------------------------------------------
+
+
+def note(block: int, at_ms: float, *, parent: str | None = None, sub: str = "s1", h: str = ""):
+    return {
+        "worker": 0,
+        "connection": "c1",
+        "subscription": sub,
+        "kind": "newHeads",
+        "block_number": block,
+        "block_hash": h or f"h{block}",
+        "parent_hash": parent if parent is not None else f"h{block - 1}",
+        "t_received": T0 + int(at_ms * MS),
+    }
+
+
+GENESIS = {"genesis_ns": T0, "block_time_ms": 1000}
+
+
+def test_a_clean_subscription_has_no_gaps_duplicates_or_breaks(tmp_path):
+    con = db(tmp_path, {"ws_notifications": [note(n, n * 1000 + 50) for n in range(1, 6)]}, GENESIS)
+    assert [
+        value(con, m)
+        for m in ("ws_gap_blocks", "ws_duplicates", "ws_out_of_order", "ws_parent_breaks")
+    ] == [0, 0, 0, 0]
+    assert value(con, "ws_delay_p95_ms") == pytest.approx(50)
+
+
+def test_gaps_duplicates_reordering_and_parent_breaks_are_each_counted(tmp_path):
+    con = db(
+        tmp_path,
+        {
+            "ws_notifications": [
+                note(1, 1000),
+                note(2, 2000),
+                note(5, 5000),  # 3 and 4 skipped
+                note(5, 5100),  # duplicate
+                note(4, 5200),  # out of order
+                note(6, 6000, parent="bogus"),  # parent break (5 -> 6 is not a break after 4)
+                note(7, 7300),
+            ]
+        },
+        GENESIS,
+    )
+    assert value(con, "ws_gap_blocks") == 2
+    assert value(con, "ws_duplicates") == 1
+    assert value(con, "ws_out_of_order") == 1
+    assert rows(con, "SELECT block_number FROM ws_checks WHERE parent_break") == []
+    con2 = db(
+        tmp_path,
+        {"ws_notifications": [note(1, 1000), note(2, 2000, parent="bogus")]},
+        GENESIS,
+        name="r2",
+    )
+    assert value(con2, "ws_parent_breaks") == 1
+    # Delivery delay against the chain's schedule: block 7 produced at 7 s, seen 7.3 s.
+    assert rows(con, "SELECT delay_ms FROM ws_checks WHERE block_number = 7") == [(300,)]
+
+
+def test_time_to_resubscribe_is_measured_from_each_disconnect(tmp_path):
+    sessions = [
+        {"worker": 0, "connection": "c1", "event": "subscribe", "t": T0},
+        {
+            "worker": 0,
+            "connection": "c1",
+            "event": "disconnect",
+            "t": T0 + 2 * S,
+            "reason": "reset",
+            "close_code": 1006,
+        },
+        {"worker": 0, "connection": "c2", "event": "connect", "t": T0 + 2 * S + 100 * MS},
+        {"worker": 0, "connection": "c2", "event": "subscribe", "t": T0 + 2 * S + 250 * MS},
+        {"worker": 1, "connection": "c3", "event": "disconnect", "t": T0 + 3 * S},
+    ]
+    con = db(tmp_path, {"ws_sessions": sessions, "requests": [req(0, 0), req(1, 5000)]})
+    assert rows(con, "SELECT worker, resubscribe_ms FROM ws_resubscribes ORDER BY worker") == [
+        (0, 250),
+        (1, None),
+    ]
+
+
+# --- heads ----------------------------------------------------------------------------
+
+
+def test_head_lag_and_heads_going_backwards(tmp_path):
+    reqs = [
+        req(0, 1500, result_block=1),  # true head at 1.5 s is 1: fresh
+        req(1, 3200, result_block=1),  # head 3: two blocks behind
+        req(2, 4100, result_block=4),
+        req(3, 4500, result_block=3),  # sent after #2 answered 4: backwards
+    ]
+    con = db(tmp_path, {"requests": reqs}, GENESIS)
+    assert value(con, "head_lag_max_blocks") == 2
+    assert value(con, "heads_backwards") == 1
+    fresh = db(
+        tmp_path,
+        {"requests": [req(i, i * 1000 + 100, result_block=i) for i in range(5)]},
+        GENESIS,
+        name="fresh",
+    )
+    assert value(fresh, "head_lag_max_blocks") == 0 and value(fresh, "heads_backwards") == 0
+
+
+# --- overhead, memory -----------------------------------------------------------------
+
+
+def test_router_overhead_is_service_time_minus_upstream_time_for_one_attempt(tmp_path):
+    con = db(
+        tmp_path,
+        {
+            "requests": [req(0, 0, latency_ms=5, send_delay_ms=1), req(1, 10, latency_ms=50)],
+            "upstream": [
+                up(0, "A", 1.5, took_ms=3),
+                up(1, "A", 11, outcome="reset"),
+                up(1, "B", 20),
+            ],
+        },
+    )
+    # Request 0: service 4 ms, upstream 3 ms. Request 1 had two attempts: left out.
+    assert value(con, "overhead_p50_ms") == pytest.approx(1)
+
+
+def test_memory_growth_is_a_fitted_slope(tmp_path):
+    leak = [
+        {
+            "t": T0 + k * 6 * S,
+            "pid": 1,
+            "role": "sut",
+            "cpu": 0.5,
+            "rss": 100_000_000 + k * 10_000_000,
+        }
+        for k in range(10)
+    ]
+    con = db(tmp_path, {"system": leak})
+    assert value(con, "sut_rss_slope_mb_per_min") == pytest.approx(100)  # 10 MB per 6 s
+    assert value(con, "sut_rss_fit_r2") == pytest.approx(1)
+    assert value(con, "sut_cpu_avg") == pytest.approx(0.5)
+    flat = db(tmp_path, {"system": [{**r, "rss": 100_000_000} for r in leak]}, name="flat")
+    assert value(flat, "sut_rss_slope_mb_per_min") == pytest.approx(0)
+
+
+# --- validity -------------------------------------------------------------------------
+
+
+def failed_validity(con, run) -> list[str]:
+    return [r.name for r in judge_database(con, run, []).validity if not r.passed]
+
+
+def good_run():
+    return {
+        "requests": [req(i, i * 100) for i in range(10)],
+        "upstream": [up(i, "A", i * 100 + 1) for i in range(10)],
+        "lifecycle": [stopped(0, 10)],
+    }
+
+
+def test_a_good_run_passes_every_validity_check(tmp_path):
+    con = db(tmp_path, good_run())
+    assert failed_validity(con, tmp_path / "run") == []
+
+
+def test_a_planned_fault_that_never_started_makes_the_run_invalid(tmp_path):
+    con = db(tmp_path, good_run(), {"faults": [{"fault_id": "a-down", "provider": "A"}]})
+    assert failed_validity(con, tmp_path / "run") == ["faults_not_applied"]
+
+
+def test_a_worker_that_never_finished_makes_the_run_invalid(tmp_path):
+    tables = good_run()
+    tables["lifecycle"].append(
+        {"t": T0, "process": "loadgen-w1", "role": "loadgen", "pid": 9, "event": "spawned"}
+    )
+    con = db(tmp_path, tables)
+    assert failed_validity(con, tmp_path / "run") == ["loadgen_workers_unfinished"]
+
+
+def test_lost_request_rows_make_the_run_invalid(tmp_path):
+    tables = good_run()
+    tables["lifecycle"] = [stopped(0, 20)]  # the worker sent 20, 10 are recorded
+    con = db(tmp_path, tables)
+    assert failed_validity(con, tmp_path / "run") == ["requests_missing_share"]
+
+
+def test_a_saturated_load_generator_or_proxy_makes_the_run_invalid(tmp_path):
+    tables = good_run()
+    tables["system"] = [{"t": T0, "pid": 5, "role": "loadgen", "cpu": 0.99, "rss": 1}]
+    con = db(tmp_path, tables)
+    assert failed_validity(con, tmp_path / "run") == ["loadgen_cpu_max"]
+    con.execute("DELETE FROM system")
+    con.execute(
+        "INSERT INTO proxy_health (t, proxy, loop_lag_ns) VALUES (?, 'p0', ?)", [T0, 250 * MS]
+    )
+    assert failed_validity(con, tmp_path / "run") == ["proxy_loop_lag_max_ms"]
+
+
+def test_a_proxy_that_used_a_whole_core_makes_the_run_invalid(tmp_path):
+    con = db(tmp_path, good_run())
+    con.execute(
+        "INSERT INTO proxy_health (t, proxy, loop_lag_ns, cpu) VALUES (?, 'p0', 0, 1.0)", [T0]
+    )
+    assert failed_validity(con, tmp_path / "run") == ["proxy_cpu_max"]
+
+
+def _windows(*ids):
+    events = []
+    for k, fault_id in enumerate(ids):
+        for e in fault(fault_id, "A", k, k + 0.5):
+            events.append({**e, "spec_id": "a-flap"})
+    return events
+
+
+def test_every_window_of_a_scheduled_fault_must_touch_an_exchange(tmp_path):
+    plan = {"faults": [{"fault_id": "a-flap", "provider": "A"}]}
+    tables = good_run()
+    tables["fault_events"] = _windows("a-flap#0", "a-flap#1")
+    tables["upstream"].append(up(0, "A", 2, outcome="reset", fault="a-flap#0", flow="x"))
+    con = db(tmp_path, tables, plan)
+    assert failed_validity(con, tmp_path / "run") == ["faults_not_applied"]
+    # The second window acted on an exchange another fault decided, and on a WS message.
+    tables["upstream"].append({**up(1, "A", 102, flow="y"), "fault_ids": "a-other,a-flap#1"})
+    con = db(tmp_path, tables, plan, name="both")
+    assert failed_validity(con, tmp_path / "both") == []
+    tables["upstream"].pop()
+    tables["upstream_ws"] = [
+        {"provider": "A", "proxy": "p0", "action": "dropped", "fault_id": "a-flap#1", "t": T0 + S}
+    ]
+    con = db(tmp_path, tables, plan, name="ws")
+    assert failed_validity(con, tmp_path / "ws") == []

@@ -1,0 +1,99 @@
+"""What a client observes of the body-level faults, byte for byte."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chaosproxy.exchange import parse_request
+from chaosproxy.rewrite import (
+    corrupt,
+    notification_facts,
+    rpc_error_body,
+    rpc_error_merge,
+    stale_request,
+    stale_response,
+    ws_close_frame,
+)
+
+BATCH = json.dumps(
+    [{"jsonrpc": "2.0", "id": 1, "method": "a"}, {"jsonrpc": "2.0", "id": "x", "method": "b"}]
+).encode()
+
+
+def test_rpc_error_echoes_every_batch_id_or_collapses_to_one_object():
+    info = parse_request(BATCH)
+    doc = json.loads(rpc_error_body(info, -32005, "limit", {"k": 1}))
+    assert [(e["id"], e["error"]) for e in doc] == [
+        (1, {"code": -32005, "message": "limit", "data": {"k": 1}}),
+        ("x", {"code": -32005, "message": "limit", "data": {"k": 1}}),
+    ]
+    collapsed = json.loads(rpc_error_body(info, -32000, "batch", collapse=True))
+    assert collapsed["id"] is None and collapsed["error"]["code"] == -32000
+
+
+def test_rpc_error_merge_replaces_only_the_given_ids():
+    upstream = json.dumps([{"id": 1, "result": "0x1"}, {"id": "x", "result": "0x2"}]).encode()
+    doc = json.loads(rpc_error_merge(upstream, ["x"], -32000, "header not found"))
+    assert doc[0] == {"id": 1, "result": "0x1"}
+    assert doc[1]["error"] == {"code": -32000, "message": "header not found"}
+    assert rpc_error_merge(b'{"id": 1}', ["x"], 1, "m") is None
+
+
+BODY = b'{"jsonrpc":"2.0","id":7,"result":"0x64"}'
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ("truncate", BODY[: len(BODY) // 2]),
+        ("invalid_json", b'{"jsonrpc":"2.0","id":7,"result":"0x64"<!garbage'),
+        ("wrong_id", b'{"jsonrpc":"2.0","id":1000007,"result":"0x64"}'),
+        ("null_result", b'{"jsonrpc":"2.0","id":7,"result":null}'),
+    ],
+)
+def test_corrupt_modes(mode, expected):
+    assert corrupt(BODY, mode) == expected
+
+
+def test_wrong_id_prefixes_string_ids_and_null_result_keeps_errors():
+    assert json.loads(corrupt(b'{"id":"bt-1","result":1}', "wrong_id"))["id"] == "wrong-bt-1"
+    err = b'{"id":1,"error":{"code":1,"message":"m"}}'
+    assert json.loads(corrupt(err, "null_result")) == json.loads(err)
+
+
+def test_stale_request_rewrites_latest_tags_including_filters():
+    body = json.dumps(
+        [
+            {"id": 1, "method": "eth_getBalance", "params": ["0xa", "latest"]},
+            {
+                "id": 2,
+                "method": "eth_getLogs",
+                "params": [{"fromBlock": "latest", "toBlock": "latest"}],
+            },
+        ]
+    ).encode()
+    doc = json.loads(stale_request(body, 100, 3))
+    assert doc[0]["params"] == ["0xa", "0x61"]
+    assert doc[1]["params"] == [{"fromBlock": "0x61", "toBlock": "0x61"}]
+    assert stale_request(body, None, 3) is None  # head not seen yet: left alone
+    assert stale_request(b'{"params":["0x1"]}', 100, 3) is None
+
+
+def test_stale_response_lowers_block_number_and_reports_the_true_head():
+    new, head = stale_response(b'{"id":1,"result":"0x64"}', ("eth_blockNumber",), 4)
+    assert json.loads(new)["result"] == "0x60" and head == 100
+    assert stale_response(b'{"id":1,"result":"0x64"}', ("eth_chainId",), 4) == (None, None)
+
+
+def test_notification_facts_reads_subscription_and_block():
+    note = (
+        b'{"method":"eth_subscription","params":{"subscription":"0xs","result":{"number":"0x10"}}}'
+    )
+    assert notification_facts(note) == ("0xs", 16)
+    assert notification_facts(b'{"id":1,"result":"0x1"}') is None
+
+
+def test_ws_close_frame_is_an_unmasked_close_with_code_and_reason():
+    assert ws_close_frame(4000, "bye") == b"\x88\x05\x0f\xa0bye"

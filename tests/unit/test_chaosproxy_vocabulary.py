@@ -1,0 +1,332 @@
+"""The fault vocabulary, matchers and schedules: parsing, selection and composition."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from chaosproxy.errors import ConfigError
+from chaosproxy.faults import (
+    HttpErrorParams,
+    LatencyParams,
+    RateLimitParams,
+    WsDisconnectParams,
+    WsEveryParams,
+    parse_faults,
+)
+from chaosproxy.matching import Matcher, TokenBucket
+from chaosproxy.presets import PRESETS_PATH, convert, load_presets
+from chaosproxy.schedule import Timeline, windows
+
+SHARED = Path("/work/shared/provider-errors.json")
+S = 1_000_000_000
+T0 = 1_700_000_000 * S
+
+
+def fault(**kw):
+    base = {"fault_id": "f", "provider": "A", "kind": "reset", "start_s": 0, "duration_s": 10}
+    base.update(kw)
+    return base
+
+
+def one(**kw):
+    return parse_faults([fault(**kw)], ("A", "B"))[0]
+
+
+def no_header(name: str) -> None:
+    return None
+
+
+BAD = [
+    (fault(kind="latency"), "faults[0].params.ms is required for kind 'latency'"),
+    (fault(kind="latency", params={"ms": -1}), "faults[0].params.ms must be >= 0, got -1"),
+    (
+        fault(kind="latency", params={"ms": 1, "jitter": "pareto"}),
+        "faults[0].params.jitter must be one of",
+    ),
+    (fault(kind="latency", params={"ms": 1, "where": "x"}), "faults[0].params.where must be"),
+    (fault(kind="rate_limit"), "faults[0].params.rate_per_s is required"),
+    (fault(kind="rate_limit", params={"rate_per_s": 0}), "faults[0].params.rate_per_s must be > 0"),
+    (
+        fault(kind="http_error", params={"preset": "nope"}),
+        "faults[0].params.preset must name a preset",
+    ),
+    (
+        fault(kind="http_error", params={"preset": "geth_header_not_found"}),
+        "faults[0].params.preset 'geth_header_not_found' is a 'rpc_error_200' preset",
+    ),
+    (
+        fault(kind="rpc_error", params={"preset": "alchemy_app_inactive"}),
+        "faults[0].params.preset 'alchemy_app_inactive' carries no JSON-RPC error code",
+    ),
+    (fault(kind="corrupt", params={"mode": "x"}), "faults[0].params.mode must be one of"),
+    (fault(kind="stale"), "faults[0].params.lag_blocks is required"),
+    (fault(kind="stale", params={"lag_blocks": 0}), "faults[0].params.lag_blocks must be >= 1"),
+    (
+        fault(kind="ws_disconnect", params={"code": 1006}),
+        "faults[0].params.code must be a sendable",
+    ),
+    (
+        fault(kind="ws_drop", params={"probability": 2}),
+        "faults[0].params.probability must be in [0, 1]",
+    ),
+    (
+        fault(kind="ws_drop", params={"probability": 0.5, "every_k": 2}),
+        "faults[0].params: give probability or every_k, not both",
+    ),
+    (fault(kind="ws_delay"), "faults[0].params.ms is required for kind 'ws_delay'"),
+    (fault(kind="hang", params={"close_after_s": 0}), "faults[0].params.close_after_s must be > 0"),
+    (fault(match=[]), "faults[0].match must be an object, got a list"),
+    (fault(match={"colour": 1}), "faults[0].match.colour is not a match field"),
+    (fault(match={"methods": []}), "faults[0].match.methods must be a non-empty list"),
+    (fault(match={"probability": 1.5}), "faults[0].match.probability must be in [0, 1]"),
+    (fault(match={"per": "socket"}), "faults[0].match.per must be 'request' or 'connection'"),
+    (fault(match={"first_n": 0}), "faults[0].match.first_n must be >= 1"),
+    (fault(match={"header": "a b: c"}), "faults[0].match.header has an invalid header name"),
+    (
+        fault(kind="refuse", match={"first_n": 1}),
+        "faults[0].match is not supported by kind 'refuse'",
+    ),
+    (fault(schedule={"wave": {}}), "faults[0].schedule must be"),
+    (
+        fault(schedule={"flap": {"down_s": 1, "up_s": 1}}),
+        "faults[0].schedule.flap.count is required",
+    ),
+    (
+        fault(schedule={"flap": {"down_s": 4, "up_s": 1, "count": 3}}),
+        "faults[0].schedule.flap: 3 x down_s 4 + up_s gaps need 14 s, more than duration_s 10",
+    ),
+    (fault(schedule={"random": {"down_s": 1}}), "faults[0].schedule.random.mtbf_s is required"),
+    (fault(fault_id="a#1"), "faults[0].fault_id must be a non-empty string without '#'"),
+]
+
+
+@pytest.mark.parametrize(("item", "message"), BAD)
+def test_bad_vocabulary_names_the_field(item, message):
+    with pytest.raises(ConfigError) as info:
+        parse_faults([item], ("A", "B"))
+    assert str(info.value).startswith(message), str(info.value)
+
+
+def test_presets_fill_http_error_and_explicit_params_override_them():
+    f = one(kind="http_error", params={"preset": "llamarpc_cloudflare_1015"})
+    assert f.params.status == 429 and ("Retry-After", "30") in f.params.headers
+    assert f.params.body is not None  # no JSON-RPC code: the message is sent as text
+    g = one(kind="http_error", params={"preset": "proxyd_over_rate_limit", "status": 503})
+    assert g.params == HttpErrorParams(503, None, g.params.headers, -32016, g.params.message, None)
+
+
+def test_rpc_error_preset_takes_code_message_and_data():
+    f = one(kind="rpc_error", params={"preset": "geth_header_not_found"})
+    assert f.params.code == -32000 and f.params.message == "header not found"
+
+
+def test_rate_limit_answers_like_infura_by_default():
+    f = one(kind="rate_limit", params={"rate_per_s": 5})
+    assert isinstance(f.params, RateLimitParams)
+    assert (f.params.burst, f.params.answer.status, f.params.answer.code) == (5.0, 429, -32005)
+
+
+def test_ws_presets_map_1006_to_an_abnormal_close():
+    assert one(kind="ws_disconnect", params={"preset": "infura_ws_dropped"}).params == (
+        WsDisconnectParams(None, "")
+    )
+    big = one(kind="ws_disconnect", params={"preset": "chainstack_ws_message_too_big"}).params
+    assert big.code == 1009
+
+
+def test_ws_reorder_defaults_to_swapping_neighbours():
+    assert one(kind="ws_reorder").params == WsEveryParams(None, 2)
+
+
+def test_presets_file_has_every_catalogue_entry_when_the_catalogue_is_present():
+    presets = load_presets()
+    assert len(presets) == 80
+    if not SHARED.exists():
+        pytest.skip("shared catalogue not on this host")
+    assert convert(json.loads(SHARED.read_text())) == json.loads(PRESETS_PATH.read_text())
+
+
+# -- latency ------------------------------------------------------------------------------
+
+
+def test_latency_ramps_linearly_across_the_window():
+    p = LatencyParams(ms=100, ramp_to_ms=300)
+    rng = random.Random(0)
+    assert [p.sample_ns(rng, x) for x in (0, 0.5, 1, 2)] == [
+        100_000_000,
+        200_000_000,
+        300_000_000,
+        300_000_000,
+    ]
+
+
+@pytest.mark.parametrize("jitter", ["uniform", "exponential", "normal"])
+def test_latency_jitter_only_adds_and_averages_near_its_scale(jitter):
+    p = LatencyParams(ms=10, jitter_ms=4, jitter=jitter)
+    rng = random.Random(1)
+    xs = [p.sample_ns(rng, 0) / 1e6 - 10 for _ in range(4000)]
+    assert min(xs) >= 0
+    expected = {"uniform": 2.0, "exponential": 4.0, "normal": 4 * (2 / 3.14159) ** 0.5}[jitter]
+    assert abs(sum(xs) / len(xs) - expected) < 0.3
+
+
+# -- matchers -----------------------------------------------------------------------------
+
+
+def matcher(**match):
+    return Matcher(one(match=match).match)
+
+
+def test_method_matcher_looks_inside_batches():
+    m = matcher(methods=["eth_call"])
+    assert m.accepts(["eth_blockNumber", "eth_call"], no_header, "c")
+    assert not m.accepts(["eth_blockNumber"], no_header, "c")
+
+
+def test_header_matcher_needs_the_header_and_its_value_when_given():
+    m = matcher(header="X-Chaos: on")
+    assert m.accepts(["m"], {"X-Chaos": "on"}.get, "c")
+    assert not m.accepts(["m"], {"X-Chaos": "off"}.get, "c")
+    assert matcher(header="X-Chaos").accepts(["m"], {"X-Chaos": "off"}.get, "c")
+    assert not matcher(header="X-Chaos").accepts(["m"], no_header, "c")
+
+
+def test_first_n_and_after_n_count_only_exchanges_that_passed_the_filters():
+    first = matcher(methods=["a"], first_n=2)
+    got = [first.accepts([m], no_header, "c") for m in ["b", "a", "b", "a", "a"]]
+    assert got == [False, True, False, True, False]
+    after = matcher(after_n=2)
+    assert [after.accepts(["m"], no_header, "c") for _ in range(4)] == [False, False, True, True]
+
+
+def test_probability_per_request_is_seeded_and_near_its_rate():
+    a, b = matcher(probability=0.3, seed=7), matcher(probability=0.3, seed=7)
+    xs = [a.accepts(["m"], no_header, "c") for _ in range(5000)]
+    assert xs == [b.accepts(["m"], no_header, "c") for _ in range(5000)]
+    assert abs(sum(xs) / 5000 - 0.3) < 0.03
+
+
+def test_probability_per_connection_is_decided_once_per_connection():
+    m = matcher(probability=0.5, per="connection", seed=3)
+    per_conn = {
+        c: {m.accepts(["m"], no_header, c) for _ in range(20)} for c in map(str, range(200))
+    }
+    assert all(len(v) == 1 for v in per_conn.values())
+    hit = sum(v == {True} for v in per_conn.values())
+    assert 70 < hit < 130
+
+
+def test_token_bucket_allows_burst_then_refills_at_rate():
+    b = TokenBucket(rate_per_s=10, burst=3, now_ns=0)
+    assert [b.take(0) for _ in range(4)] == [True, True, True, False]
+    assert b.take(S // 10) and not b.take(S // 10)
+    assert [b.take(10 * S) for _ in range(4)] == [True, True, True, False]
+
+
+# -- schedules ----------------------------------------------------------------------------
+
+
+def test_flap_windows_alternate_down_and_up():
+    f = one(start_s=5, duration_s=20, schedule={"flap": {"down_s": 2, "up_s": 3, "count": 3}})
+    assert windows(f.start_s, f.duration_s, f.schedule) == [(5, 7), (10, 12), (15, 17)]
+
+
+def test_random_windows_are_seeded_inside_the_span_and_near_their_mean_gap():
+    f = one(
+        start_s=0, duration_s=10_000, schedule={"random": {"mtbf_s": 20, "down_s": 1, "seed": 4}}
+    )
+    ws = windows(f.start_s, f.duration_s, f.schedule)
+    assert ws == windows(f.start_s, f.duration_s, f.schedule)
+    assert all(0 <= s < e <= 10_000 for s, e in ws)
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(ws))
+    gaps = [b[0] - a[1] for a, b in itertools.pairwise(ws)]
+    assert abs(sum(gaps) / len(gaps) - 20) < 2.5
+
+
+def test_each_flap_window_is_its_own_fault_event_id():
+    tl = Timeline([one(fault_id="fl", schedule={"flap": {"down_s": 1, "up_s": 1, "count": 2}})])
+    tl.start(T0)
+    applied = tl.advance(T0 + 10 * S)
+    assert [(t.event, t.fault.window_id, t.t_ns - T0) for t in applied] == [
+        ("start", "fl#0", 0),
+        ("end", "fl#0", S),
+        ("start", "fl#1", 2 * S),
+        ("end", "fl#1", 3 * S),
+    ]
+
+
+# -- composition --------------------------------------------------------------------------
+
+
+def started(*faults):
+    tl = Timeline(parse_faults(list(faults), ("A", "B")))
+    tl.start(T0)
+    tl.advance(T0)
+    return tl
+
+
+def test_delays_stack_and_the_first_outcome_in_plan_order_wins():
+    tl = started(
+        fault(fault_id="l1", kind="latency", params={"ms": 10}),
+        fault(fault_id="e1", kind="http_error"),
+        fault(fault_id="l2", kind="latency", params={"ms": 5}),
+        fault(fault_id="r1", kind="reset"),
+        fault(fault_id="c1", kind="corrupt", params={"mode": "wrong_id"}),
+    )
+    sel = tl.select("A", "http", ["m"], no_header, "c", T0)
+    assert [d.window_id for d in sel.delays] == ["l1", "l2"]
+    assert sel.outcome.window_id == "e1"
+    assert sel.modify.window_id == "c1"
+
+
+def test_an_outcome_that_does_not_match_lets_the_next_one_apply():
+    tl = started(
+        fault(fault_id="e1", kind="http_error", match={"methods": ["eth_call"]}),
+        fault(fault_id="r1", kind="reset"),
+    )
+    assert tl.select("A", "http", ["eth_call"], no_header, "c", T0).outcome.window_id == "e1"
+    assert tl.select("A", "http", ["eth_chainId"], no_header, "c", T0).outcome.window_id == "r1"
+
+
+def test_rate_limit_selects_only_when_its_bucket_is_empty():
+    tl = started(fault(fault_id="rl", kind="rate_limit", params={"rate_per_s": 2, "burst": 2}))
+    got = [tl.select("A", "http", ["m"], no_header, "c", T0) for _ in range(3)]
+    assert got[:2] == [None, None] and got[2].outcome.window_id == "rl"
+    assert tl.select("A", "http", ["m"], no_header, "c", T0 + S) is None
+
+
+def test_nothing_is_selected_on_another_provider_or_for_listener_and_ws_faults():
+    tl = started(fault(kind="refuse"), fault(fault_id="w", kind="ws_stall"))
+    assert tl.select("A", "http", ["m"], no_header, "c", T0) is None
+    assert tl.select("B", "http", ["m"], no_header, "c", T0) is None
+
+
+# -- run-time changes ---------------------------------------------------------------------
+
+
+def test_adding_the_same_fault_twice_is_a_no_op_and_a_different_one_conflicts():
+    tl = started()
+    f = one(kind="http_error", start_s=1)
+    assert tl.add(f) is True
+    assert tl.add(one(kind="http_error", start_s=1)) is False
+    with pytest.raises(Timeline.Conflict):
+        tl.add(one(kind="reset", start_s=1))
+    assert [t.event for t in tl.advance(T0 + 2 * S)] == ["start"]
+
+
+def test_clear_ends_active_windows_now_and_cancels_pending_ones():
+    tl = started(
+        fault(fault_id="fl", duration_s=20, schedule={"flap": {"down_s": 1, "up_s": 1, "count": 5}})
+    )
+    tl.advance(T0 + S // 2)
+    ended = tl.clear(["fl"], T0 + S // 2 + 7)
+    assert [(t.fault.window_id, t.t_ns) for t in ended] == [("fl#0", T0 + S // 2 + 7)]
+    assert tl.active == {} and tl.next_transition() is None
+    assert [rt.state for rt in tl.faults] == ["ended"] + ["cancelled"] * 4
+    with pytest.raises(KeyError):
+        tl.clear(["fl"], T0)
