@@ -342,22 +342,43 @@ def test_lost_request_rows_make_the_run_invalid(tmp_path):
 
 def test_a_saturated_load_generator_or_proxy_makes_the_run_invalid(tmp_path):
     tables = good_run()
-    tables["system"] = [{"t": T0, "pid": 5, "role": "loadgen", "cpu": 0.99, "rss": 1}]
+    tables["system"] = [
+        {"t": T0 + at * MS, "pid": 5, "role": "loadgen", "cpu": 0.99, "rss": 1}
+        for at in (100, 600)
+    ]
     con = db(tmp_path, tables)
     assert failed_validity(con, tmp_path / "run") == ["loadgen_cpu_max"]
     con.execute("DELETE FROM system")
     con.execute(
-        "INSERT INTO proxy_health (t, proxy, loop_lag_ns) VALUES (?, 'p0', ?)", [T0, 250 * MS]
+        "INSERT INTO proxy_health (t, proxy, loop_lag_ns) VALUES (?, 'p0', ?)",
+        [T0 + 300 * MS, 250 * MS],
     )
     assert failed_validity(con, tmp_path / "run") == ["proxy_loop_lag_max_ms"]
 
 
 def test_a_proxy_that_used_a_whole_core_makes_the_run_invalid(tmp_path):
     con = db(tmp_path, good_run())
-    con.execute(
-        "INSERT INTO proxy_health (t, proxy, loop_lag_ns, cpu) VALUES (?, 'p0', 0, 1.0)", [T0]
-    )
+    for at in (100, 600):
+        con.execute(
+            "INSERT INTO proxy_health (t, proxy, loop_lag_ns, cpu) VALUES (?, 'p0', 0, 1.0)",
+            [T0 + at * MS],
+        )
     assert failed_validity(con, tmp_path / "run") == ["proxy_cpu_max"]
+
+
+def test_one_busy_second_or_lag_outside_the_load_is_no_saturation(tmp_path):
+    tables = good_run()
+    tables["system"] = [
+        {"t": T0 + at * MS, "pid": 5, "role": "loadgen", "cpu": cpu, "rss": 1}
+        for at, cpu in ((100, 0.99), (600, 0.2))
+    ]
+    con = db(tmp_path, tables)
+    con.execute(
+        "INSERT INTO proxy_health (t, proxy, loop_lag_ns, cpu) VALUES"
+        " (?, 'p0', 0, 1.0), (?, 'p0', 0, 0.3), (?, 'p0', ?, 0.1)",
+        [T0 + 100 * MS, T0 + 600 * MS, T0 + 5_000 * MS, 900 * MS],
+    )
+    assert failed_validity(con, tmp_path / "run") == []
 
 
 def _windows(*ids):
