@@ -38,8 +38,12 @@ def _with_bands(chart: alt.Chart, bands: list[dict]) -> alt.LayerChart | alt.Cha
     return alt.layer(chart, shade)
 
 
-def _base(values: list[dict]) -> alt.Chart:
-    return alt.Chart(alt.Data(values=values)).properties(width=WIDTH, height=HEIGHT)
+def _base(name: str) -> alt.Chart:
+    # Data by name, attached as the spec's `datasets` after to_dict: altair validates a
+    # spec against the Vega-Lite schema row by row, which took 5 s for the series of a
+    # 1,000 s run; the specs' shape is fixed by this module and checked in a browser by
+    # tests/integration/test_analysis_html.py.
+    return alt.Chart(alt.Data(name=name)).properties(width=WIDTH, height=HEIGHT)
 
 
 def build_charts(report: dict) -> dict[str, dict]:
@@ -47,18 +51,20 @@ def build_charts(report: dict) -> dict[str, dict]:
     series = report["series"]
     bands = _fault_bands(report)
     charts: dict[str, alt.TopLevelMixin] = {}
+    # Chart name -> the datasets (name -> rows) it reads.
+    data: dict[str, dict[str, list[dict]]] = {}
     req = series.get("series_requests", [])
     if req:
         x = alt.X("second:Q", title="seconds after t0")
         throughput = (
-            _base(req)
+            _base("requests")
             .mark_line()
             .encode(
                 x=x, y=alt.Y("requests:Q", title="requests / s"), tooltip=["second:Q", "requests:Q"]
             )
         )
         success = (
-            _base(req)
+            _base("requests")
             .mark_line(color="#2ca02c")
             .encode(
                 x=x,
@@ -66,6 +72,7 @@ def build_charts(report: dict) -> dict[str, dict]:
                 tooltip=["second:Q", "success_rate:Q"],
             )
         )
+        data["throughput"] = {"requests": req}
         charts["throughput"] = alt.vconcat(
             _with_bands(throughput, bands).properties(title="Throughput (faults shaded)"),
             _with_bands(success, bands).properties(title="Success rate per second"),
@@ -75,8 +82,9 @@ def build_charts(report: dict) -> dict[str, dict]:
             for r in req
             for name in ("p50", "p95", "p99")
         ]
+        data["latency"] = {"latency": long}
         latency = (
-            _base(long)
+            _base("latency")
             .mark_line()
             .encode(
                 x=x,
@@ -90,8 +98,9 @@ def build_charts(report: dict) -> dict[str, dict]:
         )
     share = series.get("series_provider_share", [])
     if share:
+        data["provider_share"] = {"share": share}
         charts["provider_share"] = _with_bands(
-            _base(share)
+            _base("share")
             .mark_area()
             .encode(
                 x=alt.X("second:Q", title="seconds after t0"),
@@ -108,8 +117,9 @@ def build_charts(report: dict) -> dict[str, dict]:
             for r in ws
             for k in ("p50", "max")
         ]
+        data["ws_delivery"] = {"ws": long}
         charts["ws_delivery"] = _with_bands(
-            _base(long)
+            _base("ws")
             .mark_line()
             .encode(
                 x=alt.X("second:Q", title="seconds after t0"),
@@ -122,8 +132,9 @@ def build_charts(report: dict) -> dict[str, dict]:
     system = series.get("series_system", [])
     if system:
         x = alt.X("second:Q", title="seconds after t0")
+        data["system"] = {"system": system}
         charts["system"] = alt.vconcat(
-            _base(system)
+            _base("system")
             .mark_line()
             .encode(
                 x=x,
@@ -132,7 +143,7 @@ def build_charts(report: dict) -> dict[str, dict]:
                 tooltip=["second:Q", "role:N", "rss_mb:Q"],
             )
             .properties(title="Memory per role"),
-            _base(system)
+            _base("system")
             .mark_line()
             .encode(
                 x=x,
@@ -144,8 +155,9 @@ def build_charts(report: dict) -> dict[str, dict]:
         )
     hist = series.get("latency_histogram", [])
     if hist:
+        data["latency_distribution"] = {"histogram": hist}
         charts["latency_distribution"] = (
-            _base(hist)
+            _base("histogram")
             .mark_bar()
             .encode(
                 x=alt.X(
@@ -158,7 +170,12 @@ def build_charts(report: dict) -> dict[str, dict]:
             )
             .properties(title="Latency distribution")
         )
-    return {name: chart.to_dict() for name, chart in charts.items()}
+    specs = {}
+    for name, chart in charts.items():
+        spec = chart.to_dict(validate=False)
+        spec["datasets"] = {**spec.get("datasets", {}), **data[name]}
+        specs[name] = spec
+    return specs
 
 
 def render_svg(spec: dict) -> str:

@@ -13,15 +13,26 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import duckdb
 
+from .columnar import convert, parts
 from .queries import query
-from .shards import SCHEMAS, readable_prefix
+from .shards import SCHEMAS
 
-__all__ = ["DB_NAME", "DEFAULT_SETTINGS", "DERIVED", "EXPECTED_TABLES", "ingest"]
+__all__ = [
+    "DB_NAME",
+    "DEFAULT_SETTINGS",
+    "DERIVED",
+    "EXPECTED_TABLES",
+    "MATERIALISED",
+    "VIEWS",
+    "build",
+    "finish",
+    "ingest",
+    "materialise",
+]
 
 DB_NAME = "run.duckdb"
 # Views, macros and tables derived after loading, in dependency order (queries.sql).
@@ -32,9 +43,10 @@ DERIVED = (
     "phases",
     "attempts",
     "attempt_source",
+    "providers",
+    "requests_x",
     "request_attempts",
     "correlation",
-    "requests_x",
     "true_head",
     "block_produced_at",
     "head_checks",
@@ -43,6 +55,8 @@ DERIVED = (
     "breaker",
     "success_by_second",
     "impact",
+    "rate_steps",
+    "highest_holding_rate",
 )
 # Tables analysis reads whose producer may not write them yet: created empty with this
 # shape when shards.SCHEMAS does not define them, so that every query still runs.
@@ -64,37 +78,25 @@ DEFAULT_SETTINGS = {
 }
 
 
-def _shards(run_dir: Path, table: str) -> list[Path]:
-    return sorted(p for p in run_dir.glob(f"*/{table}.*.csv") if p.is_file())
+# The per-call tables, tens of millions of rows in a long run, stay in their Parquet
+# parts behind a view: copying 30 million upstream rows into DuckDB's own storage took
+# 18 s (compressing them), while the queries that read them scan a few columns of the
+# parts each (about 0.5 s). The other tables are small and copied, so they can be
+# edited like any table.
+VIEWS = ("requests", "upstream")
 
 
-def _load(con: duckdb.DuckDBPyConnection, table: str, paths: list[Path], scratch: Path) -> None:
-    usable_paths = []
-    for path in paths:
-        size = path.stat().st_size
-        usable = readable_prefix(path)
-        if usable == 0:
-            continue
-        if usable < size:
-            # A killed producer's partial last line: read the whole lines before it.
-            trimmed = scratch / f"{path.parent.name}-{path.name}"
-            with open(path, "rb") as src, open(trimmed, "wb") as dst:
-                dst.write(src.read(usable))
-            path = trimmed
-        usable_paths.append(str(path))
-    if not usable_paths:
+def _load_parts(con: duckdb.DuckDBPyConnection, run_dir: Path, table: str) -> None:
+    """`table` from its Parquet parts: a view (see VIEWS) or a copy; an empty table
+    when it has none."""
+    paths = [str(p.resolve()) for p in parts(run_dir, table)]
+    if not paths:
+        cols = ", ".join(f"{c} {t}" for c, t in SCHEMAS[table].items())
+        con.execute(f"CREATE TABLE {table} ({cols})")
         return
-    columns = SCHEMAS[table]
-    # One read_csv over every shard of the table: DuckDB parses the files in parallel.
-    con.execute(
-        f"INSERT INTO {table} SELECT * FROM read_csv(?, header = true, auto_detect = false,"
-        f" columns = {_struct(columns)}, quote = '\"', escape = '\"', union_by_name = false)",
-        [usable_paths],
-    )
-
-
-def _struct(columns: dict[str, str]) -> str:
-    return "{" + ", ".join(f"'{c}': '{t}'" for c, t in columns.items()) + "}"
+    listed = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
+    kind = "VIEW" if table in VIEWS else "TABLE"
+    con.execute(f"CREATE {kind} {table} AS SELECT * FROM read_parquet([{listed}])")
 
 
 def _scenario(run_dir: Path) -> dict:
@@ -168,43 +170,81 @@ def _mode(con: duckdb.DuckDBPyConnection) -> str:
     return con.execute("SELECT mode FROM correlation").fetchall()[0][0]
 
 
+# Derived views that every judging connection materialises once as a temporary table
+# of the same name (which DuckDB resolves before the view, in views too): requests_x
+# holds a row per client request, and writing it into run.duckdb cost more (7 s of CPU
+# compressing 10 million rows) than building it in memory where it is used.
+MATERIALISED = ("requests_x",)
+
+
+def materialise(con: duckdb.DuckDBPyConnection) -> None:
+    """Builds the MATERIALISED views of an open run database as temporary tables, so
+    that the queries of one judging read them once."""
+    for name in MATERIALISED:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM main.{name}")
+
+
+def build(run_dir: Path) -> tuple[duckdb.DuckDBPyConnection, Path]:
+    """Builds the run database of `run_dir` in a temporary file; returns a connection to
+    it, with the MATERIALISED views in memory, and the file. `finish` closes it and
+    puts it in place.
+
+    Raises:
+        FileNotFoundError: `run_dir` is not a directory.
+        ValueError: scenario.json names an unknown analysis setting, or a shard's header
+            does not match its table.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run directory {run_dir} does not exist")
+    building = run_dir / f"{DB_NAME}.building"
+    building.unlink(missing_ok=True)
+    spec = _scenario(run_dir)
+    # Whatever the converter has not done during the run (at least the last seconds).
+    convert(run_dir)
+    con = duckdb.connect(str(building))
+    try:
+        # Rows need no order inside a table (every query orders what it shows); without
+        # it DuckDB builds tables in parallel with less memory.
+        con.execute("SET preserve_insertion_order = false")
+        for table, columns in EXPECTED_TABLES.items():
+            if table not in SCHEMAS:
+                cols = ", ".join(f"{c} {t}" for c, t in columns.items())
+                con.execute(f"CREATE TABLE {table} ({cols})")
+        for table in SCHEMAS:
+            _load_parts(con, run_dir, table)
+        _runs_row(con, run_dir, spec)
+        _settings(con, spec)
+        _planned_faults(con, spec)
+        for name in DERIVED:
+            con.execute(query(name))
+            if name in MATERIALISED:
+                materialise(con)
+            if name == "correlation" and _mode(con) == "time_window":
+                # The router strips tags: attribute exchanges by time instead.
+                con.execute(query("attempt_source_by_time"))
+                materialise(con)
+    except BaseException:
+        con.close()
+        building.unlink(missing_ok=True)
+        raise
+    return con, building
+
+
+def finish(con: duckdb.DuckDBPyConnection, building: Path) -> Path:
+    """Closes a connection from `build` and renames its file into place."""
+    con.close()
+    target = building.with_name(DB_NAME)
+    os.replace(building, target)
+    return target
+
+
 def ingest(run_dir: Path) -> Path:
     """Builds (or rebuilds) the run database of `run_dir` and returns its path.
 
     Raises:
         FileNotFoundError: `run_dir` is not a directory.
-        ValueError: scenario.json names an unknown analysis setting.
+        ValueError: scenario.json names an unknown analysis setting, or a shard's header
+            does not match its table.
     """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"run directory {run_dir} does not exist")
-    target = run_dir / DB_NAME
-    building = run_dir / f"{DB_NAME}.building"
-    building.unlink(missing_ok=True)
-    spec = _scenario(run_dir)
-    with tempfile.TemporaryDirectory(prefix="battle-ingest-") as tmp:
-        scratch = Path(tmp)
-        con = duckdb.connect(str(building))
-        try:
-            # Rows need no order inside a table (every query orders what it shows), and
-            # without it DuckDB loads CSV in parallel with less memory (~25% faster).
-            con.execute("SET preserve_insertion_order = false")
-            tables = {**EXPECTED_TABLES, **SCHEMAS}
-            for table, columns in tables.items():
-                cols = ", ".join(f"{c} {t}" for c, t in columns.items())
-                con.execute(f"CREATE TABLE {table} ({cols})")
-                if table in SCHEMAS:
-                    _load(con, table, _shards(run_dir, table), scratch)
-            _runs_row(con, run_dir, spec)
-            _settings(con, spec)
-            _planned_faults(con, spec)
-            for name in DERIVED:
-                con.execute(query(name))
-                if name == "correlation" and _mode(con) == "time_window":
-                    # The router strips tags: attribute exchanges by time instead.
-                    con.execute(query("attempt_source_by_time"))
-                    con.execute(query("request_attempts"))
-        finally:
-            con.close()
-    os.replace(building, target)
-    return target
+    return finish(*build(run_dir))

@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 
 from .baseline import Comparison, compare
-from .database import ingest
+from .database import build, finish, materialise
 from .queries import query
 from .slo import DEFAULT_VALIDITY, SLO, CheckResult, evaluate
 
@@ -211,9 +211,26 @@ def judge_run(
     run_dir = Path(run_dir)
     db = run_dir / "run.duckdb"
     if rebuild or not db.exists():
-        db = ingest(run_dir)
+        # Judged on the connection that built it: its in-memory tables are ready.
+        con, building = build(run_dir)
+        try:
+            judgement = judge_database(con, run_dir, slos, validity=validity, baseline=baseline)
+            con.execute("UPDATE runs SET verdict = ?", [judgement.verdict])
+        except BaseException:
+            con.close()
+            building.unlink(missing_ok=True)
+            raise
+        finish(con, building)
+        return judgement
     con = duckdb.connect(str(db))
     try:
+        try:
+            materialise(con)
+        except duckdb.IOException:
+            # Its views name Parquet parts that are not there (the run directory moved,
+            # or columnar/ was deleted): build it again.
+            con.close()
+            return judge_run(run_dir, slos, validity=validity, baseline=baseline)
         judgement = judge_database(con, run_dir, slos, validity=validity, baseline=baseline)
         con.execute("UPDATE runs SET verdict = ?", [judgement.verdict])
     finally:

@@ -11,7 +11,12 @@ Method, all in one run on loopback, same upstream and same clients for every tar
   0 ms latency with probability 0: so the matcher, the bucket and a seeded draw run per
   exchange) and every exchange recorded in the shards;
 - throughput: `wrk -t1 -c8 -d<D>s --latency -s post.lua` POSTing an eth_blockNumber
-  JSON-RPC body; bare and ours alternate twice and the better of each is reported;
+  JSON-RPC body; bare and ours alternate `--rounds` times (default 2) and the better of
+  each is reported;
+- CPU per exchange: the proxy process's user + system CPU time (/proc/PID/stat) across
+  each wrk run divided by the requests wrk completed; the lowest of the runs is
+  reported. It is the steady figure on a shared machine: other load lowers req/s but
+  barely changes the CPU one exchange costs;
   while wrk loads ours, a thread calls the control API's GET /counters every 100 ms
   (its p50 / max latency is "control API under full traffic");
 - added p50 at 100 req/s: wrk2 is not available, so a paced client of our own (asyncio,
@@ -32,6 +37,7 @@ import argparse
 import asyncio
 import csv
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -89,12 +95,14 @@ def wrk(url: str, seconds: float, script: Path) -> dict:
         check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    done = int(re.search(r"(\d+) requests in", out).group(1))
     p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
     scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[p50.group(2)]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
     return {
         "rps": rps,
+        "requests": done,
         "p50_ms": float(p50.group(1)) * scale,
         "non2xx": int(non2xx.group(1)) if non2xx else 0,
         "errors": errors.group(1) if errors else "",
@@ -161,6 +169,23 @@ class ControlProbe(threading.Thread):
                 self.samples.append((time.time_ns(), time.perf_counter() - t))
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def measured(pid: int, url: str, seconds: float, script: Path) -> dict:
+    """A wrk run plus the target process's CPU µs per completed request."""
+    before = cpu_s(pid)
+    r = wrk(url, seconds, script)
+    r["cpu_us"] = (cpu_s(pid) - before) / max(1, r["requests"]) * 1e6
+    return r
+
+
 def _ok(url: str) -> bool:
     try:
         return httpx.get(url, timeout=1.0).status_code in (200, 404, 405, 502)
@@ -173,6 +198,7 @@ def main() -> None:
     ap.add_argument("--wrk-s", type=float, default=8.0)
     ap.add_argument("--paced-s", type=float, default=8.0)
     ap.add_argument("--rate", type=float, default=100.0)
+    ap.add_argument("--rounds", type=int, default=2)
     a = ap.parse_args()
     provider, bare, ours, control = free_ports(4)
     with tempfile.TemporaryDirectory(prefix="battle-bench-") as tmp:
@@ -183,7 +209,7 @@ def main() -> None:
         group = ProcessGroup(run / "logs")
         try:
             group.start("provider", "provider", ["-m", "providers.mock", "--port", str(provider)])
-            group.start(
+            bare_proc = group.start(
                 "mitmdump",
                 "proxy",
                 [
@@ -195,7 +221,7 @@ def main() -> None:
                     "connection_strategy=lazy",
                 ],
             )
-            group.start(
+            ours_proc = group.start(
                 "chaosproxy",
                 "proxy",
                 [
@@ -227,10 +253,14 @@ def main() -> None:
             results["provider"].append(wrk(url.format(provider), a.wrk_s, script))
             probe = ControlProbe(f"http://127.0.0.1:{control}/counters")
             probe.start()
-            for _ in range(2):
-                results["mitmdump"].append(wrk(url.format(bare), a.wrk_s, script))
+            for _ in range(a.rounds):
+                results["mitmdump"].append(
+                    measured(bare_proc.pid, url.format(bare), a.wrk_s, script)
+                )
                 t_start = time.time_ns()
-                results["chaosproxy"].append(wrk(url.format(ours), a.wrk_s, script))
+                results["chaosproxy"].append(
+                    measured(ours_proc.pid, url.format(ours), a.wrk_s, script)
+                )
                 windows.append((t_start, time.time_ns()))
             probe.stop.set()
             probe.join()
@@ -252,7 +282,7 @@ def main() -> None:
     best = {k: max(v, key=lambda r: r["rps"]) for k, v in results.items()}
     print(
         f"chaos proxy throughput: wrk -t1 -c8 -d{a.wrk_s:g}s POST eth_blockNumber, "
-        "mock provider upstream, one process each, best of 2 alternating runs"
+        f"mock provider upstream, one process each, best of {a.rounds} alternating runs"
     )
     print(f"{'target':<14}{'req/s':>10}{'wrk p50 ms':>12}  runs (req/s)")
     for name, r in best.items():
@@ -263,6 +293,11 @@ def main() -> None:
     print(
         f"ours / bare mitmdump: {ratio:.2f}x (goal >= 2x); faults matched, not firing; "
         f"{upstream_rows} exchanges recorded; counters {counters['applied']}"
+    )
+    cpu = {k: min(r["cpu_us"] for r in results[k]) for k in ("mitmdump", "chaosproxy")}
+    print(
+        f"proxy CPU per exchange (lowest run): mitmdump {cpu['mitmdump']:.0f} us, "
+        f"chaosproxy {cpu['chaosproxy']:.0f} us -> {cpu['mitmdump'] / cpu['chaosproxy']:.2f}x"
     )
     print(
         f"paced client, {a.rate:g} req/s for {a.paced_s:g} s, 4 keep-alive connections, "

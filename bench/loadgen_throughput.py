@@ -11,7 +11,12 @@ anvil with --anvil):
    highest passing rate (best of --attempts tries each, after a 1 s warm-up); the
    first failing rate says what gave out. Also reported: the highest rate passing
    with the p99 criterion relaxed to p50 < 1 ms (the worker keeps pace; a shared
-   machine's preemptions break the p99 first).
+   machine's preemptions break the p99 first). Each trial also prints the worker's
+   CPU time per call during the load (its summary's `cpu_us_per_call`: the process's
+   CPU, every thread, from t0 to the end of the drain, over the calls sent), the figure
+   to compare across runs when other work on the machine makes lateness noisy. The
+   open model runs on the worker's reactor (`loadgen/reactor.py`); the closed loop on
+   its engine of trio tasks.
 2. The same worker in a closed loop (8 clients): its raw throughput.
 3. Plain httpx on trio, 8 tasks in a closed loop: the baseline the lean client replaces.
 4. wrk (Debian's /usr/bin/wrk, C), 1 thread, 8 connections, closed loop: the native
@@ -21,6 +26,9 @@ anvil with --anvil):
 On a machine with 2+ cores the upstream is pinned to CPU 1 and every client to CPU 0
 (`sched_setaffinity`), so each side has one core and the figures compare clients, not
 schedulers. Other processes on the machine still add noise: run it on a quiet machine.
+How quiet it was is printed at the start and the end: a loop pinned to the client CPU
+sleeps 0.5 ms at a time and counts wake-ups more than 1 ms late (next to none on an idle core);
+each is a preemption that makes the worker's sends late too, whatever its code.
 
     .venv/bin/python bench/loadgen_throughput.py [--anvil] [--trial-s 3]
 """
@@ -109,7 +117,9 @@ def run_worker(
 ) -> tuple[dict, list[dict], int]:
     run_dir = Path(tempfile.mkdtemp(prefix="lg-bench-"))
     try:
-        t0 = time.time_ns() + 1_500_000_000  # past the worker's start-up, even on a busy machine
+        # Past the worker's start-up (0.6 s idle; 1.5 s was not enough at load 2.5, and
+        # the first calls of the trial were then sent late, honestly, and failed it).
+        t0 = time.time_ns() + 3_000_000_000
         common = [
             "--target",
             url,
@@ -224,6 +234,31 @@ def wrk(url: str, seconds: float, connections: int, cpu: int | None) -> float | 
     return None
 
 
+def hiccups(cpu: int | None, seconds: float = 2.0) -> dict:
+    """How quiet the client CPU is: a loop pinned to it sleeps 0.5 ms at a time and
+    counts the wake-ups more than 1 ms late. An idle core has next to none; each one
+    is a preemption by other work that would also make the worker's sends late, which
+    no code in the worker can prevent."""
+    cpus = os.sched_getaffinity(0)
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    try:
+        gaps = []
+        end = time.perf_counter() + seconds
+        last = time.perf_counter()
+        while (now := time.perf_counter()) < end:
+            if now - last > 0.0015:  # the 0.5 ms sleep plus 1 ms
+                gaps.append(now - last - 0.0005)
+            last = now
+            time.sleep(0.0005)
+    finally:
+        os.sched_setaffinity(0, cpus)
+    return {
+        "late_wakeups_per_s": round(len(gaps) / seconds, 1),
+        "max_ms": round(max(gaps, default=0) * 1e3, 1),
+    }
+
+
 def pctl(values: list[int], q: float) -> int:
     values = sorted(values)
     return values[min(len(values) - 1, int(q * len(values)))]
@@ -247,17 +282,21 @@ def main() -> None:
         "upstream": upstream,
         "pinned": server_cpu is not None,
         "load_avg_at_start": os.getloadavg()[0],
+        "client_cpu_hiccups_at_start": hiccups(client_cpu),
     }
     try:
         print(
             f"upstream: {upstream} at {url}; pinned: upstream cpu {server_cpu},"
-            f" clients cpu {client_cpu}; load average {os.getloadavg()[0]:.2f}"
+            f" clients cpu {client_cpu}; load average {os.getloadavg()[0]:.2f};"
+            f" client cpu hiccups (a sleeping loop woken > 1 ms late):"
+            f" {report['client_cpu_hiccups_at_start']}"
         )
         # 1. highest sustained open-model rate
         best, failure = 0, None
         # A warm-up trial (not judged): first connections, the upstream's caches.
         run_worker(url, genesis, "constant:1000", 1.0, client_cpu, args.anvil)
         loose, loose_failure = 0, None
+        cpu_per_call: dict[int, float | None] = {}
         for rate in RATES:
             for attempt in range(1, args.attempts + 1):
                 r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -274,8 +313,10 @@ def main() -> None:
                     f" {'PASS' if why is None else 'FAIL: ' + why}"
                     f"  (send lateness p50 {lat.get('p50', float('nan')):.3f} ms,"
                     f" latency p99 {summary.get('latency_ms', {}).get('p99', float('nan')):.2f} ms,"
-                    f" worker CPU {cpu:.2f} s for {len(rows):,} calls incl. start-up)"
+                    f" worker CPU {summary.get('cpu_us_per_call') or float('nan'):.1f} µs/call"
+                    f" during the load, {cpu:.2f} s for {len(rows):,} calls incl. start-up)"
                 )
+                cpu_per_call[rate] = summary.get("cpu_us_per_call")
                 if why is None:
                     break
             # The highest passing rate counts, even above a failed one: on a shared
@@ -292,6 +333,7 @@ def main() -> None:
         report["first_failure_lateness_ignored"] = loose_failure
         report["max_sustained_rate"] = best
         report["first_failure"] = failure
+        report["worker_cpu_us_per_call"] = cpu_per_call
         # 2. the worker's closed loop
         summary, rows, code = run_worker(
             url, genesis, "closed:8", args.trial_s, client_cpu, args.anvil
@@ -299,7 +341,7 @@ def main() -> None:
         report["worker_closed_loop_8"] = round(len(rows) / args.trial_s)
         print(
             f"  worker closed loop, 8 clients: {report['worker_closed_loop_8']:,} req/s"
-            f" (outcomes {summary.get('outcomes')})"
+            f" (outcomes {summary.get('outcomes')}, {summary.get('cpu_us_per_call')} µs CPU/call)"
         )
         # 3. plain httpx
         if client_cpu is not None:
@@ -333,6 +375,8 @@ def main() -> None:
             proc.kill()
             proc.wait()
     report["load_avg_at_end"] = os.getloadavg()[0]
+    report["client_cpu_hiccups_at_end"] = hiccups(client_cpu)
+    print(f"client cpu hiccups at the end: {report['client_cpu_hiccups_at_end']}")
     limit = "the load generator"
     if report["wrk_c8"] and loose and report["wrk_c8"] < loose * 1.25:
         limit = "the upstream (wrk, a C client, gets little more from it)"

@@ -36,8 +36,11 @@ def measure(url: str, n: int) -> dict:
         start = time.perf_counter()
         for i in range(n):
             t = time.perf_counter()
-            r = client.post(url, content=BODY, headers={
-                "content-type": "application/json", "x-battle-tag": f"bt-0-{i}"})
+            r = client.post(
+                url,
+                content=BODY,
+                headers={"content-type": "application/json", "x-battle-tag": f"bt-0-{i}"},
+            )
             samples.append(time.perf_counter() - t)
             if r.status_code != 200:
                 raise SystemExit(f"{url} answered {r.status_code}: {r.text[:200]}")
@@ -55,29 +58,60 @@ def main() -> None:
     provider, listen, idle_listen, control, router = free_ports(5)
     with tempfile.TemporaryDirectory(prefix="battle-bench-") as tmp:
         run = Path(tmp)
-        faults = [{"fault_id": "never", "provider": "Z", "kind": "reset",
-                   "start_s": 0, "duration_s": 3600, "params": {}}]
+        faults = [
+            {
+                "fault_id": "never",
+                "provider": "Z",
+                "kind": "reset",
+                "start_s": 0,
+                "duration_s": 3600,
+                "params": {},
+            }
+        ]
         (run / "faults.json").write_text(json.dumps(faults))
-        (run / "router.toml").write_text(render_config(
-            listen=f"127.0.0.1:{router}",
-            upstreams=[{"name": "A", "url": f"http://127.0.0.1:{listen}"}],
-            strategy="priority", failover=True, request_timeout_s=5.0,
-            attempt_timeout_s=2.0, max_attempts=1,
-        ))
+        (run / "router.toml").write_text(
+            render_config(
+                listen=f"127.0.0.1:{router}",
+                upstreams=[{"name": "A", "url": f"http://127.0.0.1:{listen}"}],
+                strategy="priority",
+                failover=True,
+                request_timeout_s=5.0,
+                attempt_timeout_s=2.0,
+                max_attempts=1,
+            )
+        )
         group = ProcessGroup(run / "logs")
         try:
             group.start("provider", "provider", ["-m", "providers.mock", "--port", str(provider)])
-            group.start("proxy", "proxy", [
-                "-m", "chaosproxy", "--proxy-id", "p0", "--run-dir", str(run),
-                "--control-port", str(control), "--faults", str(run / "faults.json"),
-                f"--listen=A={listen}=http://127.0.0.1:{provider}",
-                f"--listen=Z={idle_listen}=http://127.0.0.1:{provider}",
-            ])
-            group.start("router", "sut", ["-m", "examples.reference_router",
-                                          "--config", str(run / "router.toml")])
+            group.start(
+                "proxy",
+                "proxy",
+                [
+                    "-m",
+                    "chaosproxy",
+                    "--proxy-id",
+                    "p0",
+                    "--run-dir",
+                    str(run),
+                    "--control-port",
+                    str(control),
+                    "--faults",
+                    str(run / "faults.json"),
+                    f"--listen=A={listen}=http://127.0.0.1:{provider}",
+                    f"--listen=Z={idle_listen}=http://127.0.0.1:{provider}",
+                ],
+            )
+            group.start(
+                "router",
+                "sut",
+                ["-m", "examples.reference_router", "--config", str(run / "router.toml")],
+            )
             for port, path in ((provider, "/health"), (control, "/health"), (router, "/health")):
-                wait_until(lambda p=port, q=path: _ok(f"http://127.0.0.1:{p}{q}"),
-                           timeout=30, what=f"port {port}")
+                wait_until(
+                    lambda p=port, q=path: _ok(f"http://127.0.0.1:{p}{q}"),
+                    timeout=30,
+                    what=f"port {port}",
+                )
             httpx.post(f"http://127.0.0.1:{control}/start", json={"t0_ns": time.time_ns()})
             results = {
                 "provider": measure(f"http://127.0.0.1:{provider}/", n),
@@ -92,8 +126,10 @@ def main() -> None:
         print(f"{name:<30}{r['p50_ms']:>9.3f}{r['p99_ms']:>9.3f}{r['rate']:>9.0f}")
     base = results["provider"]["p50_ms"]
     proxy = results["proxy -> provider"]["p50_ms"]
-    print(f"added p50: chaos proxy {proxy - base:.3f} ms, "
-          f"router {results['router -> proxy -> provider']['p50_ms'] - proxy:.3f} ms")
+    print(
+        f"added p50: chaos proxy {proxy - base:.3f} ms, "
+        f"router {results['router -> proxy -> provider']['p50_ms'] - proxy:.3f} ms"
+    )
 
 
 def _ok(url: str) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import signal
 import sys
 
@@ -30,6 +31,7 @@ from chaosproxy.addons import (
     Scheduler,
     WsFaults,
 )
+from chaosproxy.addons.paths import UpstreamPaths
 from chaosproxy.cli import Config
 from chaosproxy.errors import ConfigError
 from chaosproxy.recording import Shards
@@ -38,11 +40,38 @@ from chaosproxy.schedule import Timeline
 __all__ = ["serve"]
 
 
-def _quiet_logging() -> None:
+class _Redacting(logging.Formatter):
+    """Masks the upstream paths (API keys live there) in every record it formats."""
+
+    def __init__(self, fmt: str, secrets: list[str]) -> None:
+        super().__init__(fmt)
+        # Longest first, so a path is masked whole before its segments are.
+        self.secrets = sorted(set(secrets), key=len, reverse=True)
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+def _secrets(config: Config) -> list[str]:
+    """The upstream paths and queries, and each of their parts long enough to be a key
+    (6+ characters, as `providers.remote.Redactor` judges)."""
+    out: list[str] = []
+    for lst in config.listeners:
+        for path in (lst.path, lst.ws_path):
+            if path:
+                out.append(path)
+                out += [p for p in re.split(r"[/?&=]", path) if len(p) >= 6]
+    return out
+
+
+def _quiet_logging(secrets: list[str]) -> None:
     # mitmproxy logs every connection at INFO/DEBUG; keep only warnings and errors, on
     # stderr, so the hot path does not even format log records.
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("chaosproxy: %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_Redacting("chaosproxy: %(levelname)s %(name)s: %(message)s", secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
@@ -50,7 +79,7 @@ def _quiet_logging() -> None:
 
 async def serve(config: Config) -> int:
     """Runs the proxy until shut down; returns the exit code."""
-    _quiet_logging()
+    _quiet_logging(_secrets(config))
     try:
         shards = Shards(config.run_dir, config.proxy_id)
     except OSError as e:
@@ -60,7 +89,7 @@ async def serve(config: Config) -> int:
         shards.lifecycle_event(
             "started",
             json.dumps(
-                {lst.name: {"port": lst.port, "upstream": lst.upstream} for lst in config.listeners}
+                {lst.name: {"port": lst.port, "upstream": lst.redacted} for lst in config.listeners}
             ),
         )
         opts = options.Options()
@@ -69,7 +98,7 @@ async def serve(config: Config) -> int:
         timeline = Timeline(list(config.faults))
         scheduler = Scheduler(timeline, providers, shards.fault_events)
         recorder = Recorder(config.proxy_id, providers, shards.upstream)
-        ws = WsFaults(config.proxy_id, providers, timeline, shards.upstream_ws)
+        ws = WsFaults(config.proxy_id, providers, timeline, shards.upstream_ws, shards.upstream)
         refuse = RefuseListeners(
             {lst.name: lst.mode for lst in config.listeners}, listeners, shards
         )
@@ -84,11 +113,17 @@ async def serve(config: Config) -> int:
             scheduler, config.control_port, providers.names, lambda: recorder.in_flight
         )
         lifecycle = Lifecycle(listeners, control, shards, config.start_now)
+        paths = {
+            lst.port: (lst.path, lst.ws_path)
+            for lst in config.listeners
+            if lst.path is not None or lst.ws_path is not None
+        }
         m.addons.add(
             core.Core(),
             proxyserver.Proxyserver(),
             next_layer.NextLayer(),
             tlsconfig.TlsConfig(),
+            *([UpstreamPaths(paths)] if paths else []),
             scheduler,
             HttpFaults(),
             recorder,

@@ -31,6 +31,10 @@ __all__ = [
     "FAULT_FIELDS",
     "KIND_ROLES",
     "PARAM_PARSERS",
+    "SUBSCRIPTION_KINDS",
+    "WS_CALL_KINDS",
+    "WS_NOTIFICATION_KINDS",
+    "WS_SOCKET_KINDS",
     "CorruptParams",
     "FaultSpec",
     "HangParams",
@@ -515,13 +519,17 @@ assert set(PARAM_PARSERS) == set(KIND_ROLES)
 
 @dataclass(frozen=True, slots=True)
 class MatchSpec:
-    """Which exchanges of the provider an active fault applies to (all by default).
+    """Which exchanges (or WebSocket sockets / notifications) of the provider an active
+    fault applies to (all by default).
 
-    `methods`: the JSON-RPC method, or for a batch any element's; `header`: a request
-    header that must be present (`header_value` None) or equal; `first_n` / `after_n`:
-    only the first N, or all but the first N, exchanges that passed the filters above
-    while the fault was active; `probability`: drawn per exchange (`per` ``request``)
-    or once per client connection (`per` ``connection``), from `seed`.
+    `methods`: the JSON-RPC method, or for a batch any element's; `transport`: ``http``
+    or ``ws`` (JSON-RPC calls over a WebSocket), both when None; `subscriptions`: the
+    subscription kinds a notification fault touches (``newHeads``, ``logs``, ...);
+    `header`: a request header (for a WebSocket: of its handshake) that must be present
+    (`header_value` None) or equal; `first_n` / `after_n`: only the first N, or all but
+    the first N, exchanges that passed the filters above while the fault was active;
+    `probability`: drawn per exchange (`per` ``request``) or once per client connection
+    (`per` ``connection``), from `seed`.
     """
 
     methods: frozenset[str] | None = None
@@ -532,6 +540,8 @@ class MatchSpec:
     probability: float = 1.0
     per: Literal["request", "connection"] = "request"
     seed: int = 0
+    transport: Literal["http", "ws"] | None = None
+    subscriptions: frozenset[str] | None = None
 
     @property
     def everything(self) -> bool:
@@ -539,18 +549,72 @@ class MatchSpec:
 
 
 MATCH_ALL = MatchSpec()
-MATCH_FIELDS = ("methods", "header", "first_n", "after_n", "probability", "per", "seed")
+MATCH_FIELDS = (
+    "methods",
+    "transport",
+    "subscriptions",
+    "header",
+    "first_n",
+    "after_n",
+    "probability",
+    "per",
+    "seed",
+)
+# Subscription kinds of `eth_subscribe` (geth's and every provider's set).
+SUBSCRIPTION_KINDS = ("newHeads", "logs", "newPendingTransactions", "syncing")
+# Kinds acting on a whole WebSocket (decided once per socket) and on its notifications.
+WS_SOCKET_KINDS = frozenset({"ws_disconnect", "ws_stall"})
+WS_NOTIFICATION_KINDS = frozenset({"ws_drop", "ws_delay", "ws_duplicate", "ws_reorder"})
+# HTTP kinds that also act on JSON-RPC calls over a WebSocket; `http_error` has no
+# meaning there (a socket carries no status) and `refuse` acts on the listener.
+WS_CALL_KINDS = frozenset(
+    {"latency", "rpc_error", "rate_limit", "reset", "hang", "blackhole", "corrupt", "stale"}
+)
+# Match fields each group of kinds takes; the rest are refused naming the field.
+_MATCH_FIELDS_BY_GROUP = {
+    "listener": (),
+    "ws_socket": ("header", "first_n", "after_n", "probability", "per", "seed"),
+    "ws_notification": (
+        "subscriptions",
+        "header",
+        "first_n",
+        "after_n",
+        "probability",
+        "per",
+        "seed",
+    ),
+    "call": ("methods", "transport", "header", "first_n", "after_n", "probability", "per", "seed"),
+}
 
 
-def _parse_match(where: str, raw: Any) -> MatchSpec:
+def _match_group(kind: str) -> str:
+    if kind == "refuse":
+        return "listener"
+    if kind in WS_SOCKET_KINDS:
+        return "ws_socket"
+    if kind in WS_NOTIFICATION_KINDS:
+        return "ws_notification"
+    return "call"
+
+
+def _parse_match(where: str, raw: Any, kind: str) -> MatchSpec:
     if raw is None:
         return MATCH_ALL
     if not isinstance(raw, dict):
         raise ConfigError(f"{where} must be an object, got {_describe(raw)}")
+    allowed = _MATCH_FIELDS_BY_GROUP[_match_group(kind)]
     for key in raw:
         if key not in MATCH_FIELDS:
             raise ConfigError(
                 f"{where}.{key} is not a match field (expected one of {list(MATCH_FIELDS)})"
+            )
+        if key not in allowed:
+            if not allowed:
+                raise ConfigError(
+                    f"{where}.{key}: kind {kind!r} takes no match (it acts on the whole listener)"
+                )
+            raise ConfigError(
+                f"{where}.{key} does not apply to kind {kind!r} (it takes {list(allowed)})"
             )
     methods = raw.get("methods")
     if methods is not None:
@@ -561,6 +625,27 @@ def _parse_match(where: str, raw: Any) -> MatchSpec:
         ):
             raise ConfigError(f"{where}.methods must be a non-empty list of method names")
         methods = frozenset(methods)
+    transport = raw.get("transport")
+    if transport is not None:
+        if transport not in ("http", "ws"):
+            raise ConfigError(f"{where}.transport must be 'http' or 'ws', got {transport!r}")
+        if transport == "ws" and kind not in WS_CALL_KINDS:
+            raise ConfigError(
+                f"{where}.transport 'ws' does not apply to kind {kind!r} (a WebSocket call "
+                f"takes {sorted(WS_CALL_KINDS)})"
+            )
+    subscriptions = raw.get("subscriptions")
+    if subscriptions is not None:
+        if (
+            not isinstance(subscriptions, list)
+            or not subscriptions
+            or not all(s in SUBSCRIPTION_KINDS for s in subscriptions)
+        ):
+            raise ConfigError(
+                f"{where}.subscriptions must be a non-empty list of {list(SUBSCRIPTION_KINDS)},"
+                f" got {subscriptions!r}"
+            )
+        subscriptions = frozenset(subscriptions)
     header = raw.get("header")
     header_name = header_value = None
     if header is not None:
@@ -582,7 +667,18 @@ def _parse_match(where: str, raw: Any) -> MatchSpec:
     if per not in ("request", "connection"):
         raise ConfigError(f"{where}.per must be 'request' or 'connection', got {per!r}")
     seed = _int(f"{where}.seed", raw.get("seed", 0), 0)
-    return MatchSpec(methods, header_name, header_value, first_n, after_n, probability, per, seed)
+    return MatchSpec(
+        methods,
+        header_name,
+        header_value,
+        first_n,
+        after_n,
+        probability,
+        per,
+        seed,
+        transport,
+        subscriptions,
+    )
 
 
 # -- schedule ---------------------------------------------------------------------------
@@ -724,12 +820,7 @@ def parse_fault(where: str, item: Any, providers: Collection[str]) -> FaultSpec:
     if not isinstance(raw_params, dict):
         raise ConfigError(f"{where}.params must be an object, got {_describe(raw_params)}")
     params = PARAM_PARSERS[kind](f"{where}.params", raw_params)
-    match = _parse_match(f"{where}.match", item.get("match"))
-    if KIND_ROLES[kind] in ("listener", "ws") and not match.everything:
-        raise ConfigError(
-            f"{where}.match is not supported by kind {kind!r} (it acts on the whole "
-            "listener or WebSocket; use its params)"
-        )
+    match = _parse_match(f"{where}.match", item.get("match"), kind)
     schedule = _parse_schedule(f"{where}.schedule", item.get("schedule"), duration_s)
     return FaultSpec(
         fault_id, provider, kind, start_s, duration_s, raw_params, params, match, schedule, item

@@ -16,11 +16,18 @@ from chaosproxy.faults import MatchSpec
 __all__ = ["Matcher", "Selection", "TokenBucket"]
 
 
+# Per-connection draws kept at most (least recently used dropped first): a router
+# that opens a connection per request would otherwise grow this without bound over a
+# soak; a connection forgotten and seen again gets a fresh draw.
+MAX_CONNECTIONS_REMEMBERED = 65_536
+
+
 class Matcher:
     """Decides whether one fault applies to an exchange.
 
-    Filters run in this order: methods, header, then the count (`first_n` / `after_n`
-    count only exchanges that passed the filters before), then the probability. A
+    Filters run in this order: methods, subscription kind, header, then the count
+    (`first_n` / `after_n` count only exchanges that passed the filters before), then
+    the probability. A
     per-connection probability is drawn once, on the connection's first exchange that
     reaches the draw, and kept for the connection's life.
     """
@@ -38,11 +45,15 @@ class Matcher:
         methods: Sequence[str | None],
         header: Callable[[str], str | None],
         conn_id: str,
+        subscription: str | None = None,
     ) -> bool:
         """`methods`: the request's method(s), one per batch element; `header(name)`:
-        the request's header value or None; `conn_id`: the client connection."""
+        the request's header value or None; `conn_id`: the client connection;
+        `subscription`: a notification's subscription kind (``newHeads``, ...)."""
         spec = self.spec
         if spec.methods is not None and not any(m in spec.methods for m in methods):
+            return False
+        if spec.subscriptions is not None and subscription not in spec.subscriptions:
             return False
         if spec.header is not None:
             value = header(spec.header)
@@ -57,9 +68,15 @@ class Matcher:
         if spec.probability >= 1.0:
             return True
         if spec.per == "connection":
-            decided = self.conns.get(conn_id)
+            conns = self.conns
+            decided = conns.pop(conn_id, None)
             if decided is None:
-                decided = self.conns[conn_id] = self.rng.random() < spec.probability
+                decided = self.rng.random() < spec.probability
+                if len(conns) >= MAX_CONNECTIONS_REMEMBERED:
+                    del conns[next(iter(conns))]
+            # Re-inserted on every use, so the dict's order is least recently used
+            # first and only a connection idle behind this many newer ones is forgotten.
+            conns[conn_id] = decided
             return decided
         return self.rng.random() < spec.probability
 

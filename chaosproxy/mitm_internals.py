@@ -9,16 +9,19 @@ tests/integration/test_chaosproxy_internals.py fails loudly if an upgrade moves 
 - `ConnectionHandler.transports[handler.client]`: a `ConnectionIO` with `writer`
   (an `asyncio.StreamWriter`) and `handler` (the task reading the client);
 - `Proxyserver.servers.update(modes)`: awaitable; starts and stops listeners;
-- `AddonManager.trigger_event(event)`, `.chain`, `.add`, `.remove` and
-  `addonmanager.traverse`: `fast_hooks` replaces the per-event walk over every addon
-  (mitmproxy calls each addon for each event, plus an `update` event after every flow
-  event, through a generator and a context manager each) with a cached list of the
-  callables that implement the event. Same semantics: chain order, awaitable results
-  awaited, `AddonHalt` stops the event, other exceptions are logged, not raised.
+- `AddonManager.trigger_event(event)`, `.handle_lifecycle(event)`, `.chain`, `.add`,
+  `.remove` and `addonmanager.traverse`: `fast_hooks` replaces the per-event walk over
+  every addon (mitmproxy calls each addon for each event through a generator and a
+  context manager each, builds the event's argument list with `dataclasses.fields`,
+  and fires an `update` event after every flow event) with a cached list of the
+  callables that implement the event, a cached list of the event's field names, and no
+  `update` event when no addon implements it. Same semantics: chain order, awaitable
+  results awaited, `AddonHalt` stops the event, other exceptions are logged, not raised.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import socket
@@ -26,7 +29,7 @@ import struct
 import types
 from collections.abc import Callable, Iterable
 
-from mitmproxy import addonmanager, ctx, exceptions, hooks
+from mitmproxy import addonmanager, ctx, exceptions, flow, hooks
 from mitmproxy.proxy.mode_specs import ProxyMode
 
 from chaosproxy.rewrite import ws_close_frame
@@ -37,8 +40,12 @@ logger = logging.getLogger(__name__)
 
 
 def fast_hooks(manager: addonmanager.AddonManager) -> None:
-    """Makes `manager.trigger_event` call only the addons implementing each event."""
+    """Makes `manager.trigger_event` call only the addons implementing each event, and
+    `manager.handle_lifecycle` skip the `update` event nobody implements."""
     cache: dict[str, list[Callable]] = {}
+    # Hook class -> its dataclass field names, in order: what `Hook.args()` returns the
+    # values of, without calling `dataclasses.fields` per event.
+    arg_names: dict[type, tuple[str, ...]] = {}
 
     def build(name: str) -> list[Callable]:
         funcs = []
@@ -54,7 +61,10 @@ def fast_hooks(manager: addonmanager.AddonManager) -> None:
             funcs = cache[event.name] = build(event.name)
         if not funcs:
             return
-        args = event.args()
+        names = arg_names.get(type(event))
+        if names is None:
+            names = arg_names[type(event)] = tuple(f.name for f in dataclasses.fields(event))
+        args = [getattr(event, n) for n in names]
         for func in funcs:
             try:
                 res = func(*args)
@@ -64,6 +74,16 @@ def fast_hooks(manager: addonmanager.AddonManager) -> None:
                 return
             except Exception:
                 logger.exception("addon error in %s", event.name)
+
+    async def handle_lifecycle(event: hooks.Hook) -> None:
+        await trigger_event(event)
+        funcs = cache.get("update")
+        if funcs is None:
+            funcs = cache["update"] = build("update")
+        if funcs:
+            message = getattr(event, dataclasses.fields(event)[0].name)
+            if isinstance(message, flow.Flow):
+                await trigger_event(hooks.UpdateHook([message]))
 
     add, remove = manager.add, manager.remove
 
@@ -78,6 +98,7 @@ def fast_hooks(manager: addonmanager.AddonManager) -> None:
         cache.clear()
 
     manager.trigger_event = trigger_event  # type: ignore[method-assign]
+    manager.handle_lifecycle = handle_lifecycle  # type: ignore[method-assign]
     manager.add = add_and_forget  # type: ignore[method-assign]
     manager.remove = remove_and_forget  # type: ignore[method-assign]
 

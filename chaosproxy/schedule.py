@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from chaosproxy.faults import FaultSpec, ScheduleSpec
+from chaosproxy.faults import WS_CALL_KINDS, FaultSpec, ScheduleSpec
 from chaosproxy.matching import Matcher, Selection, TokenBucket
 
 __all__ = ["FaultRuntime", "Timeline", "Transition", "planned_ns", "windows"]
@@ -61,6 +61,8 @@ class FaultState:
     matcher: Matcher
     bucket: TokenBucket | None = None
     order: int = 0
+    # Notifications a ws fault's match let through, for its `every_k`.
+    notifications: int = 0
 
 
 @dataclass(slots=True, eq=False)
@@ -279,21 +281,28 @@ class Timeline:
         every matching ``delay`` fault (delays add up); the first matching ``outcome``
         fault in plan order (a ``rate_limit`` matches only when its bucket is empty);
         the first matching ``modify`` fault. ``listener`` and ``ws`` faults are not
-        per-exchange and are skipped. None when nothing applies.
+        per-exchange and are skipped; so are faults whose `match.transport` names the
+        other transport, and on ``ws`` (a JSON-RPC call over a WebSocket) the kinds
+        without a meaning there (`http_error`). None when nothing applies.
         """
         active = self.active.get(provider)
         if not active:
             return None
         sel = Selection()
+        ws = transport == "ws"
         for rt in active:
-            role = rt.spec.role
+            spec = rt.spec
+            role = spec.role
             if role in ("listener", "ws"):
                 continue
             if role == "outcome" and sel.outcome is not None:
                 continue
             if role == "modify" and sel.modify is not None:
                 continue
-            if transport != "http":
+            wanted = spec.match.transport
+            if wanted is not None and wanted != transport:
+                continue
+            if ws and spec.kind not in WS_CALL_KINDS:
                 continue
             shared = rt.shared
             assert shared is not None

@@ -123,6 +123,32 @@ class Http1Transport:
         self._watchdog_lot = trio.lowlevel.ParkingLot()
         self._watchdog_scope: trio.CancelScope | None = None
 
+    @property
+    def max_connections(self) -> int:
+        return self._max
+
+    @property
+    def request_prefix(self) -> bytes:
+        """What every request starts with (`encode_post` with no headers and no body,
+        up to its headers)."""
+        return encode_post(self._target, self._host_header, {}, b"").partition(b"Content-Length:")[
+            0
+        ]
+
+    async def resolve(self) -> tuple:
+        """The target's socket address (resolved once)."""
+        if self._address is None:
+            info = await trio.socket.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM)
+            self._address = info[0][4]
+        return self._address
+
+    def adopt_idle(self) -> list[socket.socket]:
+        """Hands the idle connections over to the caller (`reactor`), which closes them."""
+        socks = [conn.sock for conn in self._idle]
+        self._open -= len(self._idle)
+        self._idle.clear()
+        return socks
+
     async def _acquire(self) -> _Conn:
         while True:
             if self._idle:
@@ -130,12 +156,7 @@ class Http1Transport:
             if self._open < self._max:
                 self._open += 1
                 try:
-                    if self._address is None:
-                        info = await trio.socket.getaddrinfo(
-                            self._host, self._port, type=socket.SOCK_STREAM
-                        )
-                        self._address = info[0][4]
-                    sock = await _connect(self._address)
+                    sock = await _connect(await self.resolve())
                 except BaseException:
                     self._open -= 1
                     self._lot.unpark()

@@ -24,6 +24,14 @@ _QUANTITY = re.compile(r"0x(0|[1-9a-f][0-9a-f]*)\Z")
 _HASH = re.compile(r"0x[0-9a-f]{64}\Z")
 _DATA = re.compile(r"0x([0-9a-f]{2})*\Z")
 
+# The commonest answer, byte for byte as nodes and the mock send it: a string id and a
+# hex string result, no whitespace, no escapes. Its groups are printable ASCII without
+# '"' or '\\', so json.loads would give exactly these strings; anything else (other key
+# order, spaces, escapes, numbers, objects) takes json.loads.
+_SIMPLE_ANSWER = re.compile(
+    rb'\{"jsonrpc":"2\.0","id":"([\x20\x21\x23-\x5b\x5d-\x7e]*)","result":"(0x[0-9a-fA-F]*)"\}'
+)
+
 # A head this many blocks behind the true one still counts as correct: a node a couple
 # of blocks behind is normal (propagation), more is a stale answer.
 DEFAULT_MAX_LAG_BLOCKS = 2
@@ -230,10 +238,20 @@ def judge(
     With `truth`, the result is also checked against the true chain between `t_sent_ns`
     and `t_done_ns` (the answer was produced somewhere in that window).
     """
-    try:
-        doc = json.loads(body)
-    except ValueError:
-        doc = None
+    simple = _SIMPLE_ANSWER.fullmatch(body) if status == 200 else None
+    if simple is not None:
+        # The very object json.loads would build (see _SIMPLE_ANSWER), for a third of
+        # the cost; every check below still runs on it.
+        doc: object = {
+            "jsonrpc": "2.0",
+            "id": simple[1].decode("ascii"),
+            "result": simple[2].decode("ascii"),
+        }
+    else:
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            doc = None
     if status != 200:
         return _http_error(status, doc)
     ctx = _Context(params, truth, t_sent_ns, t_done_ns, max_lag_blocks)

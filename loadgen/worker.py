@@ -5,12 +5,19 @@ service time from the actual send; both are recorded for every call. Nothing is
 dropped silently: a call the in-flight cap keeps from being sent is counted in
 `not_sent`, a send later than `LATE_SEND_NS` in `late_sends`, a call without an answer
 within its timeout (or by the end of the drain) is a `timeout` row.
+
+Two engines run the calls; both end every call in `run_worker`'s `end` (judgement,
+histograms, row). An open-model load over `Http1Transport` on a clock with the precise
+timer runs on the reactor (`reactor.py`: one task, its own epoll set); everything else
+(closed loops, httpx, `--timer trio`, fakes on a MockClock) on trio tasks ("lanes")
+awaiting `transport.post`.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -20,9 +27,10 @@ import trio
 from hdrh.histogram import HdrHistogram
 
 from .mix import BatchSpec, Call, RequestMix
+from .reactor import DRAIN, run_open_load
 from .schedule import ClosedLoop, Schedule
 from .timer import PreciseTimer
-from .transport import Transport, outcome_of_exception
+from .transport import Http1Transport, Transport, outcome_of_exception
 from .validate import DEFAULT_MAX_LAG_BLOCKS, Truth, judge, judge_batch
 
 __all__ = ["Clock", "Summary", "WorkerConfig", "record", "run_worker"]
@@ -46,15 +54,36 @@ class Clock:
     lets tests run a worker on trio's MockClock with exact times.
     """
 
-    def __init__(self, wall_ns: int, *, timer: PreciseTimer | None = None) -> None:
+    def __init__(
+        self, wall_ns: int, *, timer: PreciseTimer | None = None, at: float | None = None
+    ) -> None:
+        """`wall_ns` is the epoch time at trio time `at` (default: now)."""
         self._wall0 = wall_ns
-        self._mono0 = trio.current_time()
+        self._mono0 = trio.current_time() if at is None else at
         # Sends wait on a PreciseTimer when given (µs accuracy), else on trio's own
-        # sleep (1 ms granularity, and the only kind a MockClock can jump over).
-        self._timer = timer
+        # sleep (1 ms granularity, and the only kind a MockClock can jump over). With
+        # one, an open-model load over Http1Transport runs on the reactor (its own
+        # timerfd, real time only).
+        self.timer = timer
         # The run's clock itself (SystemClock, or a test's MockClock): calling it
         # directly skips trio.current_time()'s run-context lookups on the hot path.
         self._current_time = trio.lowlevel.current_clock().current_time
+
+    @classmethod
+    def from_system(cls, *, timer: PreciseTimer | None = None) -> Clock:
+        """Anchored to the wall clock, read between two trio-clock reads: of a few
+        tries, the pair with the smallest gap. A thread switch (the shard writers hold
+        the GIL for ms on a busy machine) between reading the wall clock and trio's
+        would leave every timestamp that much behind the providers' clocks, and true
+        answers would look ahead of the true head."""
+        best = (math.inf, 0, 0.0)
+        for _ in range(5):
+            before = trio.current_time()
+            wall = time.time_ns()
+            after = trio.current_time()
+            if after - before < best[0]:
+                best = (after - before, wall, (before + after) / 2)
+        return cls(best[1], timer=timer, at=best[2])
 
     def now_ns(self) -> int:
         return self._wall0 + round((self._current_time() - self._mono0) * 1e9)
@@ -65,10 +94,10 @@ class Clock:
 
     async def sleep_until(self, t_ns: int) -> None:
         """Waits until epoch time `t_ns` (a checkpoint even when it has passed)."""
-        if self._timer is None:
+        if self.timer is None:
             await trio.sleep_until(self.deadline(t_ns))
         else:
-            await self._timer.sleep_until(self.deadline(t_ns))
+            await self.timer.sleep_until(self.deadline(t_ns))
 
 
 @dataclass(frozen=True)
@@ -122,8 +151,10 @@ def record(h: HdrHistogram, value: int) -> bool:
     hdrh does, for a value out of range; tests pin it against hdrh."""
     if value < 0:
         return False
-    bucket = (value | h.sub_bucket_mask).bit_length() - h.unit_magnitude - (
-        h.sub_bucket_half_count_magnitude + 1
+    bucket = (
+        (value | h.sub_bucket_mask).bit_length()
+        - h.unit_magnitude
+        - (h.sub_bucket_half_count_magnitude + 1)
     )
     index = ((bucket + 1) << h.sub_bucket_half_count_magnitude) + (
         (value >> (bucket + h.unit_magnitude)) - h.sub_bucket_half_count
@@ -160,37 +191,54 @@ class Summary:
     out_of_range: int = 0
     in_flight: int = 0
     interrupted_by: str | None = None
+    # CPU time of the whole process (every thread) from the start of the load to the
+    # end of its drain: what the worker's calls cost, free of start-up and of other
+    # processes' noise.
+    load_cpu_s: float = 0.0
     outcomes: dict[str, int] = field(default_factory=dict)
-    latency_us: HdrHistogram = field(default_factory=_hist)
     lateness_us: HdrHistogram = field(default_factory=_hist)
     by_method: dict[str, HdrHistogram] = field(default_factory=dict)
     by_window: dict[int, HdrHistogram] = field(default_factory=dict)
 
-    def _record(self, h: HdrHistogram, value_ns: int) -> None:
-        value = max(1, value_ns // 1000)
-        # HdrHistogram.record_value returns False, silently, for a value out of range:
-        # such a value is clamped to the top and counted, never lost.
-        if value > HIST_MAX_US or not record(h, value):
-            record(h, HIST_MAX_US)
+    @property
+    def latency_us(self) -> HdrHistogram:
+        """Every call's latency: the sum of the windows' histograms (recording each
+        value a third time cost a tenth of a call's CPU)."""
+        total = _hist()
+        for h in self.by_window.values():
+            total.add(h)
+        return total
+
+    def _clamped(self, value_ns: int) -> int:
+        value = value_ns // 1000
+        if value < 1:
+            return 1
+        if value > HIST_MAX_US:
+            # HdrHistogram.record_value returns False, silently, for a value out of
+            # range: such a value is clamped to the top and counted, never lost.
             self.out_of_range += 1
+            return HIST_MAX_US
+        return value
 
     def record_latency(self, latency_ns: int, method: str = "", window: int = 0) -> None:
-        self._record(self.latency_us, latency_ns)
+        value = self._clamped(latency_ns)
         h = self.by_method.get(method)
         if h is None:
             h = self.by_method[method] = _hist()
-        self._record(h, latency_ns)
-        h = self.by_window.get(window)
-        if h is None:
-            h = self.by_window[window] = _hist()
-        self._record(h, latency_ns)
+        w = self.by_window.get(window)
+        if w is None:
+            w = self.by_window[window] = _hist()
+        # Within the range both always record; a refusal would still be counted.
+        if not (record(h, value) & record(w, value)):
+            self.out_of_range += 1
 
     def record_lateness(self, lateness_ns: int) -> None:
         if lateness_ns > LATE_SEND_NS:
             self.late_sends += 1
         if lateness_ns > self.max_lateness_ns:
             self.max_lateness_ns = lateness_ns
-        self._record(self.lateness_us, max(lateness_ns, 0))
+        if not record(self.lateness_us, self._clamped(max(lateness_ns, 0))):
+            self.out_of_range += 1
 
     def as_dict(self) -> dict:
         """The summary line; `planned`, `not_sent` and `late_sends` are read by analysis."""
@@ -203,6 +251,8 @@ class Summary:
             "max_lateness_ms": self.max_lateness_ns / 1e6,
             "send_lateness_ms": _quantiles(self.lateness_us),
             "latency_out_of_range": self.out_of_range,
+            "cpu_s_during_load": round(self.load_cpu_s, 3),
+            "cpu_us_per_call": round(self.load_cpu_s * 1e6 / self.sent, 1) if self.sent else None,
             "outcomes": dict(sorted(self.outcomes.items())),
             "latency_ms": _quantiles(self.latency_us),
             "latency_ms_by_method": {m: _quantiles(h) for m, h in sorted(self.by_method.items())},
@@ -263,44 +313,32 @@ async def run_worker(
     current_time = trio.current_time
     # A transport that enforces deadlines itself (Http1Transport) has a watchdog task.
     watchdog = getattr(transport, "watchdog", None)
+    max_in_flight = config.max_in_flight
+    request_prefix = b""  # set below when the reactor runs the load
 
-    async def call(seq: int, calls: Call | list[Call], t_intended: int) -> None:
-        tag = f"{prefix}{seq}"
-        body, triples = _encode(calls, tag)
-        headers = {"content-type": "application/json", "x-battle-tag": tag}
-        status = rpc_code = result_block = None
+    def end(
+        job: tuple,
+        t_sent: int,
+        t_done: int,
+        status: int | None,
+        payload: bytes,
+        exc: BaseException | None,
+        timed_out: str | None = None,
+    ) -> None:
+        """Judges and records one call that ended: answered (`status`, `payload`), failed
+        (`exc`), or timed out (`timed_out`: "deadline", or "drain" when the end of the
+        drain cut it off). Both engines end every call here."""
+        seq, calls, tag, bytes_out, triples, t_intended = job
+        rpc_code = result_block = None
         bytes_in = 0
         error = None
-        t_sent = clock.now_ns()
-        payload = b""
-        scope = None
-        try:
-            if watchdog is not None:
-                # The transport enforces the deadline itself (no CancelScope per call).
-                deadline = min(current_time() + timeout_s, drain_deadline)
-                try:
-                    status, payload = await transport.post(body, headers, deadline=deadline)
-                except TimeoutError as exc:
-                    outcome = "timeout"
-                    drained = "drain" in str(exc)
-                    error = str(exc) if drained else f"no answer within {timeout_s} s"
-            else:
-                scope = trio.CancelScope(deadline=min(current_time() + timeout_s, drain_deadline))
-                scopes.add(scope)
-                with scope:
-                    status, payload = await transport.post(body, headers)
-        except Exception as exc:
-            outcome, error = outcome_of_exception(exc), f"{type(exc).__name__}: {exc}"[:200]
-        finally:
-            if scope is not None:
-                scopes.discard(scope)
-            summary.in_flight -= 1
-        t_done = clock.now_ns()
-        if scope is not None and scope.cancelled_caught:
+        if timed_out is not None:
             outcome = "timeout"
-            cut = "the end of the drain" if scope.deadline == drain_deadline else None
-            error = f"no answer by {cut}" if cut else f"no answer within {timeout_s} s"
-        elif status is not None:
+            error = DRAIN if timed_out == "drain" else f"no answer within {timeout_s} s"
+        elif exc is not None:
+            outcome, error = outcome_of_exception(exc), f"{type(exc).__name__}: {exc}"[:200]
+        else:
+            assert status is not None
             bytes_in = len(payload)
             if isinstance(calls, Call):
                 j = judge(
@@ -330,6 +368,7 @@ async def run_worker(
                     if one.outcome == "ok":
                         mix.view.observe(method, one.result)
             outcome, rpc_code, error, result_block = j.outcome, j.rpc_code, j.error, j.result_block
+        summary.in_flight -= 1
         method = calls.method if isinstance(calls, Call) else "batch"
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
         summary.record_lateness(t_sent - t_intended)
@@ -349,11 +388,82 @@ async def run_worker(
                 status,
                 rpc_code,
                 error,
-                len(body),
+                bytes_out,
                 bytes_in,
                 result_block,
             )
         )
+
+    async def call(seq: int, calls: Call | list[Call], t_intended: int) -> None:
+        """One call through `transport.post` (the engine of trio tasks)."""
+        tag = f"{prefix}{seq}"
+        body, triples = _encode(calls, tag)
+        headers = {"content-type": "application/json", "x-battle-tag": tag}
+        status = None
+        payload = b""
+        failure: BaseException | None = None
+        timed_out = None
+        t_sent = clock.now_ns()
+        scope = None
+        try:
+            if watchdog is not None:
+                # The transport enforces the deadline itself (no CancelScope per call).
+                deadline = min(current_time() + timeout_s, drain_deadline)
+                try:
+                    status, payload = await transport.post(body, headers, deadline=deadline)
+                except TimeoutError as exc:
+                    timed_out = "drain" if "drain" in str(exc) else "deadline"
+            else:
+                scope = trio.CancelScope(deadline=min(current_time() + timeout_s, drain_deadline))
+                scopes.add(scope)
+                with scope:
+                    status, payload = await transport.post(body, headers)
+        except Exception as exc:
+            failure = exc
+        except BaseException:
+            summary.in_flight -= 1  # cancelled: the worker is being stopped, no row
+            raise
+        finally:
+            if scope is not None:
+                scopes.discard(scope)
+        if scope is not None and scope.cancelled_caught:
+            timed_out = "drain" if scope.deadline == drain_deadline else "deadline"
+        job = (seq, calls, tag, len(body), triples, t_intended)
+        end(job, t_sent, clock.now_ns(), status, payload, failure, timed_out)
+
+    def start(seq: int, t_intended: int) -> tuple[bytes, tuple] | None:
+        """A call's request at its intended time, for the reactor (None: not sent)."""
+        if summary.in_flight >= max_in_flight:
+            summary.not_sent += 1
+            return None
+        tag = f"{prefix}{seq}"
+        calls = mix.next(tag)
+        body, triples = _encode(calls, tag)
+        summary.in_flight += 1
+        summary.sent += 1
+        request = b"".join(
+            (
+                request_prefix,
+                b"x-battle-tag: ",
+                tag.encode(),
+                b"\r\nContent-Length: %d\r\n\r\n" % len(body),
+                body,
+            )
+        )
+        return request, (seq, calls, tag, len(body), triples, t_intended)
+
+    def reactor_end(
+        job: tuple,
+        t_sent: int,
+        t_done: int,
+        status: int | None,
+        payload: bytes,
+        exc: BaseException | None,
+    ) -> None:
+        if isinstance(exc, TimeoutError):
+            end(job, t_sent, t_done, None, b"", None, "drain" if str(exc) == DRAIN else "deadline")
+        else:
+            end(job, t_sent, t_done, status, payload, exc)
 
     def end_of_load() -> None:
         # The drain: calls still in flight get at most drain_s more.
@@ -366,11 +476,42 @@ async def run_worker(
         if watchdog is not None:
             transport.cap_deadlines(drain_deadline)  # type: ignore[attr-defined]
 
-    async with trio.open_nursery() as guard:
-        if watchdog is not None:
-            guard.start_soon(watchdog)
-        await _run_load(schedule, config, summary, mix, clock, call, prefix, end_of_load)
-        guard.cancel_scope.cancel()
+    if (
+        isinstance(transport, Http1Transport)
+        and clock.timer is not None
+        and not isinstance(schedule, ClosedLoop)
+    ):
+        # The reactor: one task drives every call (see reactor.py); it needs the
+        # precise timer's platform and real time, as `clock.timer` says.
+        request_prefix = transport.request_prefix + b"content-type: application/json\r\n"
+        summary.planned = schedule.count
+        times = ((seq, t0 + offset) for seq, offset in enumerate(schedule.offsets_ns()))
+        drain_s = timeout_s if config.drain_s is None else config.drain_s
+        await clock.sleep_until(t0)
+        cpu0 = time.process_time()
+        try:
+            await run_open_load(
+                transport,
+                times,
+                start,
+                reactor_end,
+                now_ns=clock.now_ns,
+                timeout_ns=round(timeout_s * 1e9),
+                drain_ns=round(drain_s * 1e9),
+            )
+        finally:
+            summary.load_cpu_s = time.process_time() - cpu0
+        return summary
+    await clock.sleep_until(t0)
+    cpu0 = time.process_time()
+    try:
+        async with trio.open_nursery() as guard:
+            if watchdog is not None:
+                guard.start_soon(watchdog)
+            await _run_load(schedule, config, summary, mix, clock, call, prefix, end_of_load)
+            guard.cancel_scope.cancel()
+    finally:
+        summary.load_cpu_s = time.process_time() - cpu0
     return summary
 
 

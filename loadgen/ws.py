@@ -264,7 +264,8 @@ class _Client:
             if isinstance(parsed, Notification):
                 produced = (
                     self.produced_at(parsed.block_number)
-                    if self.produced_at and parsed.block_number is not None
+                    if self.produced_at
+                    and parsed.block_number is not None
                     and parsed.log_index is None
                     else None
                 )
@@ -310,19 +311,42 @@ class _Client:
         if record:
             if status == "reply":
                 j = judge(
-                    method, tag, 200, raw, params=params, truth=self.truth,
-                    t_sent_ns=t_sent, t_done_ns=t_done,
+                    method,
+                    tag,
+                    200,
+                    raw,
+                    params=params,
+                    truth=self.truth,
+                    t_sent_ns=t_sent,
+                    t_done_ns=t_done,
                     max_lag_blocks=self.config.max_lag_blocks,
                 )
                 outcome, code, error, block = j.outcome, j.rpc_code, j.error, j.result_block
             else:
                 outcome, code, error, block = (
-                    "timeout", None, f"no reply within {self.config.timeout_s} s", None,
+                    "timeout",
+                    None,
+                    f"no reply within {self.config.timeout_s} s",
+                    None,
                 )
             self.requests.append(
                 (
-                    self.config.worker, seq, tag, "ws", method, 1, t_sent, t_sent, t_done,
-                    outcome, None, code, error, len(body), len(raw), block,
+                    self.config.worker,
+                    seq,
+                    tag,
+                    "ws",
+                    method,
+                    1,
+                    t_sent,
+                    t_sent,
+                    t_done,
+                    outcome,
+                    None,
+                    code,
+                    error,
+                    len(body),
+                    len(raw),
+                    block,
                 )
             )
         return status, raw, t_done
@@ -375,7 +399,12 @@ async def run_ws_clients(
         for kind, count in config.subscriptions.items():
             for i in range(count):
                 client = _Client(
-                    config, i, kind, clock, (notifications, sessions, requests), truth,
+                    config,
+                    i,
+                    kind,
+                    clock,
+                    (notifications, sessions, requests),
+                    truth,
                     lambda: next(counter),
                 )
                 nursery.start_soon(client.run, end_ns)

@@ -30,6 +30,14 @@ def _resolve_run(run: str, runs_dir: Path) -> Path:
     raise click.BadParameter(f"no run directory {run!r} (nor {runs_dir / run})", param_hint="RUN")
 
 
+_RUNS_DIR = click.option(
+    "--runs-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs"),
+    show_default=True,
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """Battle-test a JSON-RPC router: chaos, load, and SLOs judged from recorded data."""
@@ -105,6 +113,94 @@ def demo(
     sys.exit(judgement.exit_code)
 
 
+def _config_error(exc: ConfigError) -> None:
+    """A bad scenario, file or flag: one line on stderr, exit 2."""
+    click.echo(f"battle: error: {exc}", err=True)
+    sys.exit(ExitCode.USAGE)
+
+
+@cli.command("run")
+@click.argument("target", metavar="PATH|NAME")
+@click.option("--full", is_flag=True, help="a built-in's (or a file's) full form; default: fast")
+@click.option("--rate", type=float, help="every HTTP workload's constant rate, requests/s")
+@click.option("--duration", type=float, help="seconds of load")
+@click.option("--seed", type=int, help="the chain's and the load's seed")
+@click.option("--sut-url", help="test a router already running at this URL (external SUT)")
+@click.option("--providers", help="mock | anvil (switch every local provider) | FILE.toml/json")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="any field by dotted path, value as a TOML literal (e.g. sut.options.failover=false,"
+    " workloads.0.workers=2); repeatable",
+)
+@click.option("--dry-run", is_flag=True, help="print the resolved plan and stop")
+@_RUNS_DIR
+def run_cmd(
+    target: str,
+    full: bool,
+    rate: float | None,
+    duration: float | None,
+    seed: int | None,
+    sut_url: str | None,
+    providers: str | None,
+    sets: tuple[str, ...],
+    dry_run: bool,
+    runs_dir: Path,
+) -> None:
+    """Run a scenario: a .py file (defining `scenario` or `build()`), a .toml file, or
+    a built-in NAME (`battle list`). Prints the resolved plan, runs it, judges it, and
+    exits with the verdict's code (0 passed, 1 failed, 2 usage, 3 invalid)."""
+    from .loader import apply_overrides, describe_plan, load_scenario
+    from .runner import run_scenario
+
+    try:
+        scenario, form = load_scenario(target, full=full)
+        scenario = apply_overrides(
+            scenario,
+            rate=rate,
+            duration=duration,
+            seed=seed,
+            sut_url=sut_url,
+            providers=providers,
+            sets=sets,
+        )
+    except ConfigError as exc:
+        _config_error(exc)
+    click.echo(describe_plan(scenario, form))
+    if dry_run:
+        return
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        result = run_scenario(scenario, runs_dir, echo=click.echo, form=form)
+    except ConfigError as exc:
+        _config_error(exc)
+    except RunError as exc:
+        click.echo(f"battle: run invalid: {exc}", err=True)
+        sys.exit(ExitCode.INVALID)
+    except KeyboardInterrupt:
+        click.echo(
+            "battle: interrupted; every child process was stopped and the run marked"
+            " interrupted (`battle report RUN` judges what was recorded)",
+            err=True,
+        )
+        sys.exit(130)
+    click.echo(result.summary)
+    sys.exit(result.exit_code)
+
+
+@cli.command("list")
+def list_cmd() -> None:
+    """The built-in scenarios, with one line each (`battle run NAME [--full]`)."""
+    from .builtin import registry
+
+    entries = registry()
+    width = max(len(name) for name in entries)
+    for name, entry in entries.items():
+        click.echo(f"{name:<{width}}  {entry.description}")
+
+
 @cli.command()
 @click.argument("run")
 @click.option(
@@ -121,6 +217,7 @@ def ingest(run: str, runs_dir: Path) -> None:
     import duckdb
 
     from analysis import ingest as build
+    from analysis.database import VIEWS
 
     started = time.perf_counter()
     try:
@@ -134,6 +231,12 @@ def ingest(run: str, runs_dir: Path) -> None:
             "SELECT table_name, estimated_size FROM duckdb_tables()"
             " WHERE estimated_size > 0 ORDER BY table_name"
         ).fetchall()
+        # requests and upstream are views over their Parquet parts (analysis.database).
+        for view in VIEWS:
+            n = con.execute(f"SELECT count(*) FROM {view}").fetchone()[0]
+            if n:
+                counts.append((view, n))
+        counts.sort()
     finally:
         con.close()
     rows = "  ".join(f"{name} {n:,}" for name, n in counts)
@@ -157,6 +260,7 @@ def sql(run: str, query: str | None, runs_dir: Path, max_rows: int) -> None:
 
     from analysis import ingest as build
     from analysis import run_shell
+    from analysis.database import materialise
 
     run_dir = _resolve_run(run, runs_dir)
     db = run_dir / "run.duckdb"
@@ -164,7 +268,17 @@ def sql(run: str, query: str | None, runs_dir: Path, max_rows: int) -> None:
         build(run_dir)
     con = duckdb.connect(str(db), read_only=True)
     try:
+        con.execute("SELECT 1 FROM requests LIMIT 1")
+    except duckdb.IOException:
+        # Its views name Parquet parts that are not there (the run directory moved, or
+        # columnar/ was deleted): build it again.
+        con.close()
+        build(run_dir)
+        con = duckdb.connect(str(db), read_only=True)
+    try:
         if query is None:
+            # The shell's queries then read the derived tables (requests_x, ...) once.
+            materialise(con)
             run_shell(con, max_rows=max_rows)
             return
         try:
@@ -196,12 +310,6 @@ def _judge(run_dir: Path, slo_texts: tuple[str, ...], baseline_file: Path | None
         raise click.UsageError(str(exc)) from None
 
 
-_RUNS_DIR = click.option(
-    "--runs-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("runs"),
-    show_default=True,
-)
 _SLO = click.option(
     "--slo",
     "slo_texts",
@@ -455,8 +563,14 @@ def load(
     if (chain_seed is None) != (genesis_ns is None):
         raise click.UsageError("--chain-seed and --genesis-ns go together")
     truth = (
-        ["--chain-seed", str(chain_seed), "--genesis-ns", str(genesis_ns),
-         "--block-time-ms", str(block_time_ms)]
+        [
+            "--chain-seed",
+            str(chain_seed),
+            "--genesis-ns",
+            str(genesis_ns),
+            "--block-time-ms",
+            str(block_time_ms),
+        ]
         if chain_seed is not None
         else []
     )

@@ -124,8 +124,9 @@ class SystemCollector:
                 cpu = None
                 if before is not None and now > before[1]:
                     cpu = (s.cpu_ticks - before[0]) / _CLOCK_TICKS / (now - before[1])
-                self._sink.append((now_ns, pid, role, cpu, s.rss_bytes, _open_files(pid),
-                                   s.threads))
+                self._sink.append(
+                    (now_ns, pid, role, cpu, s.rss_bytes, _open_files(pid), s.threads)
+                )
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):

@@ -8,6 +8,7 @@ waits, then SIGKILLs whatever is left.
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import socket
 import subprocess
@@ -25,6 +26,13 @@ _PR_SET_PDEATHSIG = 1
 def _die_with_parent() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _own_session_dying_with_parent() -> None:
+    # A session of its own, so that the child's whole process tree (nginx's workers,
+    # say) can be killed as one group whatever the child does with its children.
+    os.setsid()
+    _die_with_parent()
 
 
 def free_ports(count: int) -> list[int]:
@@ -58,6 +66,8 @@ class Child:
     role: str
     popen: subprocess.Popen
     log: Path
+    # Started in a session of its own: stopping it also kills its process group.
+    own_session: bool = False
 
     @property
     def pid(self) -> int:
@@ -81,18 +91,32 @@ class ProcessGroup:
     on_start: Callable[[Child], None] | None = None
     children: list[Child] = field(default_factory=list)
 
-    def start(self, name: str, role: str, argv: Sequence[str]) -> Child:
+    def start(
+        self,
+        name: str,
+        role: str,
+        argv: Sequence[str],
+        *,
+        python: bool = True,
+        own_session: bool = False,
+    ) -> Child:
+        """Starts `argv` (after this Python interpreter unless `python` is false) with
+        its output in `logs/<name>.log`.
+
+        Raises:
+            OSError: the executable cannot be started.
+        """
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_dir / f"{name}.log"
         with open(log, "ab") as out:
             popen = subprocess.Popen(
-                [sys.executable, *argv],
+                [sys.executable, *argv] if python else list(argv),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
+                preexec_fn=_own_session_dying_with_parent if own_session else _die_with_parent,
             )
-        child = Child(name, role, popen, log)
+        child = Child(name, role, popen, log, own_session)
         self.children.append(child)
         if self.on_start is not None:
             self.on_start(child)
@@ -103,6 +127,8 @@ class ProcessGroup:
         return [c for c in self.children if c.exited() is not None]
 
     def stop(self, child: Child, *, grace: float = 5.0) -> int:
+        """SIGTERM, then SIGKILL after `grace` seconds; a child in its own session has
+        its whole process group killed at the end, so no grandchild outlives it."""
         if child.exited() is None:
             child.popen.send_signal(signal.SIGTERM)
             try:
@@ -110,6 +136,11 @@ class ProcessGroup:
             except subprocess.TimeoutExpired:
                 child.popen.kill()
                 child.popen.wait()
+        if child.own_session:
+            try:
+                os.killpg(child.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass  # the group is already empty
         return child.popen.returncode
 
     def stop_all(self, *, grace: float = 5.0) -> None:

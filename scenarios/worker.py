@@ -79,7 +79,7 @@ def run_load(
         ConfigError: bad arguments (checked before any process starts).
         RunError: a worker failed or did not finish in time.
     """
-    from .demo import new_run_dir
+    from .runner import new_run_dir
 
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")

@@ -1,8 +1,9 @@
 """The chaos proxy's mitmproxy addons, one concern each.
 
-Chain order matters: `Scheduler` (selects faults) → `HttpFaults` (applies them) →
-`Recorder` (stamps and records) → `WsFaults` → `RefuseListeners` → `Health` →
-`ControlApi` → `Lifecycle` (ready / done, last).
+Chain order matters: `UpstreamPaths` (only when a listener's upstream has a path) →
+`Scheduler` (selects faults) → `HttpFaults` (applies them) → `Recorder` (stamps and
+records) → `WsFaults` (with `WsCalls`: calls over WebSockets) → `RefuseListeners` →
+`Health` → `ControlApi` → `Lifecycle` (ready / done, last).
 """
 
 from chaosproxy.addons.control import ControlApi as ControlApi

@@ -1,5 +1,7 @@
 """WebSocket fault addon: notifications passed, dropped, delayed, duplicated, reordered,
-stalled or made stale, and sockets disconnected; one `upstream_ws` row for each.
+stalled or made stale, and sockets disconnected; one `upstream_ws` row for each. The
+JSON-RPC calls the client sends over the socket go to `WsCalls` (their faults, one
+`upstream` row per call).
 
 mitmproxy relays each WebSocket message through the `websocket_message` hook; a fault
 drops it (`message.drop()`) and, to delay, duplicate or reorder, re-injects it later
@@ -13,6 +15,13 @@ notification ``passed``, ``dropped``, ``delayed`` (row written when released, wi
 `delay_ns`), ``duplicated`` (the copy), ``reordered`` (the held one, when released
 after its successor), ``stalled``, ``stale`` (the notification actually sent, k
 blocks old); ``disconnected`` when a ws_disconnect closes the socket.
+
+Matching: a socket-level fault (`ws_disconnect`, `ws_stall`) decides once per socket
+(its match's header is the handshake's; `probability`, `first_n` / `after_n` count
+sockets); a notification fault (`ws_drop`, `ws_delay`, `ws_duplicate`, `ws_reorder`)
+first applies its match to each notification (`subscriptions`: the kind its
+`eth_subscribe` asked for; `first_n` / `after_n` count notifications), then its own
+`every_k` (among the matched ones) or `probability`.
 """
 
 from __future__ import annotations
@@ -26,6 +35,8 @@ from mitmproxy import ctx, http
 from analysis.shards import ShardWriter
 from chaosproxy import mitm_internals
 from chaosproxy.addons.state import Providers
+from chaosproxy.addons.wscalls import WsCalls
+from chaosproxy.faults import WS_NOTIFICATION_KINDS
 from chaosproxy.rewrite import notification_facts
 from chaosproxy.schedule import FaultRuntime, Timeline, Transition
 
@@ -37,12 +48,20 @@ REORDER_RELEASE_S = 1.0
 
 class WsFaults:
     def __init__(
-        self, proxy_id: str, providers: Providers, timeline: Timeline, rows: ShardWriter
+        self,
+        proxy_id: str,
+        providers: Providers,
+        timeline: Timeline,
+        rows: ShardWriter,
+        upstream: ShardWriter,
     ) -> None:
         self.proxy_id = proxy_id
         self.providers = providers
         self.timeline = timeline
         self.rows = rows
+        self.calls = WsCalls(proxy_id, timeline, upstream, self._send)
+        # flow id -> fault id -> whether a socket-level fault's match took the socket
+        self._sockets: dict[str, dict[str, bool]] = {}
         # provider -> flow id -> open WebSocket flow
         self.open: dict[str, dict[str, http.HTTPFlow]] = {}
         # (flow id, content) -> queue of (action, window, t held) for injected messages
@@ -94,14 +113,29 @@ class WsFaults:
         if done:
             self._row(provider, flow, "disconnected", rt, close_code=code)
 
+    def _socket_accepts(self, rt: FaultRuntime, flow: http.HTTPFlow) -> bool:
+        """Whether a socket-level fault's match takes this socket (decided once)."""
+        if rt.spec.match.everything:
+            return True
+        decided = self._sockets.setdefault(flow.id, {})
+        fid = rt.spec.fault_id
+        took = decided.get(fid)
+        if took is None:
+            assert rt.shared is not None
+            took = decided[fid] = rt.shared.matcher.accepts(
+                (None,), flow.request.headers.get, flow.client_conn.id
+            )
+        return took
+
     def on_transition(self, tr: Transition) -> None:
-        """Scheduler listener: a ws_disconnect window closes every open socket."""
+        """Scheduler listener: a ws_disconnect window closes every open socket it matches."""
         rt = tr.fault
         if tr.event != "start" or rt.spec.kind != "ws_disconnect":
             return
         provider = rt.spec.provider
         for flow in list(self.open.get(provider, {}).values()):
-            self._disconnect(provider, flow, rt)
+            if self._socket_accepts(rt, flow):
+                self._disconnect(provider, flow, rt)
 
     def websocket_start(self, flow: http.HTTPFlow) -> None:
         provider = self.providers.of(flow)
@@ -110,7 +144,7 @@ class WsFaults:
         self.open.setdefault(provider, {})[flow.id] = flow
         self._row(provider, flow, "open", None)
         for rt in self.timeline.active.get(provider, ()):
-            if rt.spec.kind == "ws_disconnect":
+            if rt.spec.kind == "ws_disconnect" and self._socket_accepts(rt, flow):
                 self._disconnect(provider, flow, rt)
                 return
 
@@ -119,6 +153,8 @@ class WsFaults:
         if provider is None:
             return
         self.open.get(provider, {}).pop(flow.id, None)
+        self._sockets.pop(flow.id, None)
+        self.calls.socket_closed(flow)
         held = self._held.pop(flow.id, None)
         for key in [k for k in self._stale if k[0] == flow.id]:
             del self._stale[key]
@@ -127,6 +163,10 @@ class WsFaults:
         self._row(provider, flow, "close", held[2] if held else None, close_code=code)
 
     # -- messages ----------------------------------------------------------------------
+
+    def _send(self, flow: http.HTTPFlow, to_client: bool, content: bytes, is_text: bool) -> None:
+        if flow.live:
+            ctx.master.addons.get("proxyserver").inject_websocket(flow, to_client, content, is_text)
 
     def _inject(
         self,
@@ -162,29 +202,42 @@ class WsFaults:
                 self._row(provider, flow, action, rt, facts[0], facts[1], time.time_ns() - t_held)
             return
         active = self.timeline.active.get(provider, ())
-        if msg.from_client:
-            for rt in active:
-                if rt.spec.kind == "ws_stall":
-                    msg.drop()
-                    return
+        stall = None
+        for rt in active:
+            if rt.spec.kind == "ws_stall" and self._socket_accepts(rt, flow):
+                stall = rt
+                break
+        facts = None if msg.from_client else notification_facts(content)
+        if facts is None:
+            # A call from the client, or the provider's answer to one.
+            if stall is not None:
+                msg.drop()
+                self.calls.swallow(provider, flow, msg, stall)
+            elif msg.from_client:
+                self.calls.client_message(provider, flow, msg)
+            else:
+                self.calls.server_message(flow, msg)
             return
-        facts = notification_facts(content)
+        if stall is not None:
+            msg.drop()
+            self._row(provider, flow, "stalled", stall, *facts)
+            return
         for rt in active:
             kind = rt.spec.kind
-            if kind == "ws_stall":
-                msg.drop()
-                if facts is not None:
-                    self._row(provider, flow, "stalled", rt, *facts)
-                return
-            if facts is None:
-                continue  # the other faults act on notifications only
             if kind == "stale" and facts[1] is not None:
+                m = rt.spec.match
+                # A stale fault on notifications: its header and probability decide per
+                # socket; one naming methods or transport http is for calls only.
+                if m.methods is not None or m.transport == "http":
+                    continue
+                if not self._socket_accepts(rt, flow):
+                    continue
                 if self._stale_shift(provider, flow, msg, rt, facts):
                     return
                 continue
-            if not kind.startswith("ws_") or kind == "ws_disconnect":
+            if kind not in WS_NOTIFICATION_KINDS:
                 continue
-            if not self._fires(rt):
+            if not self._fires(rt, flow, facts[0]):
                 continue
             p = rt.spec.params
             now = time.time_ns()
@@ -238,14 +291,23 @@ class WsFaults:
             content, is_text, rt, t_held = held
             self._inject(flow, content, is_text, "reordered", rt, t_held)
 
-    def _fires(self, rt: FaultRuntime) -> bool:
+    def _fires(self, rt: FaultRuntime, flow: http.HTTPFlow, sub_id: str | None) -> bool:
+        """Whether a notification fault acts on this notification: its match, then its
+        `every_k` (counting matched notifications) or `probability`."""
         p = rt.spec.params
         shared = rt.shared
         assert shared is not None
         m = shared.matcher
-        m.seen += 1
+        if not rt.spec.match.everything and not m.accepts(
+            (None,),
+            flow.request.headers.get,
+            flow.client_conn.id,
+            self.calls.subscription_kind(flow.id, sub_id),
+        ):
+            return False
+        shared.notifications += 1
         if p.every_k is not None:
-            return m.seen % p.every_k == 0
+            return shared.notifications % p.every_k == 0
         return p.probability >= 1.0 or m.rng.random() < p.probability
 
     def _stale_shift(
@@ -258,6 +320,10 @@ class WsFaults:
     ) -> bool:
         """Sends the notification from `lag_blocks` blocks ago in place of this one;
         True when the message was consumed (held back, nothing old enough to send)."""
+        # A newHeads stream tells the head too: "latest" tags of calls lag behind it.
+        block = facts[1]
+        if block is not None and block > (rt.extra.get("head") or 0):
+            rt.extra["head"] = block
         q = self._stale.setdefault((flow.id, rt.window_id), deque())
         q.append((msg.content, facts))
         if len(q) <= rt.spec.params.lag_blocks:

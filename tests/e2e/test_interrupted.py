@@ -35,8 +35,20 @@ def alive(pid: int) -> bool:
 
 def test_a_runner_killed_mid_run_takes_its_children_with_it(tmp_path):
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from scenarios.cli import main; main()", "demo",
-         "--duration", "20", "--fault-at", "2", "--fault-for", "3", "--runs-dir", str(tmp_path)],
+        [
+            sys.executable,
+            "-c",
+            "from scenarios.cli import main; main()",
+            "demo",
+            "--duration",
+            "20",
+            "--fault-at",
+            "2",
+            "--fault-for",
+            "3",
+            "--runs-dir",
+            str(tmp_path),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,

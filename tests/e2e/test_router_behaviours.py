@@ -1,11 +1,13 @@
-"""The reference router's behaviours end to end: for each, a short battle run aimed at it
-passes with the behaviour on and fails with it off, the report naming the SLO that
-caught it. Full stack on loopback (mock providers, chaos proxy, router, load, analysis).
+"""The reference router's circuit breaker end to end: a short battle run aimed at it
+passes with the breaker on and fails with it off, the report naming the SLO that caught
+it. Full stack on loopback (mock providers, chaos proxy, router, load, analysis).
 
-Not covered here: the `fastest` strategy (no `latency` fault in the proxy when this was
-written) and WebSocket subscriptions (the demo machinery drives no WebSocket load);
-tests/integration/test_router_ws_chaos.py runs the WebSocket faults through the real
-chaos proxy and mock providers instead, without the load generator and analysis.
+The other behaviours are proven by the built-in scenarios' tests, on with the scenario
+passing and off with it failing: failover (test_builtin_http_failover.py), the
+`fastest` strategy and timeouts (test_builtin_provider_degradation.py), rate-limit
+demotion (test_builtin_rate_limited_provider.py), head tracking
+(test_builtin_stale_head.py), breaker recovery (test_builtin_total_outage.py) and
+WebSocket subscriptions (test_builtin_ws_continuity.py).
 """
 
 from __future__ import annotations
@@ -80,44 +82,3 @@ def test_circuit_breaker_stops_traffic_to_a_failing_provider(tmp_path, breaker):
     else:
         failing = {name for name, passed in slos.items() if not passed}
         assert failing == {"breaker_stop_max_ms", "amplification"}
-
-
-@pytest.mark.parametrize("rate_limit", [True, False], ids=["on", "off"])
-def test_rate_limit_demotes_the_provider_until_retry_after(tmp_path, rate_limit):
-    # The breaker is off in both runs, so that only the rate-limit handling can stop the
-    # traffic (with the breaker on, repeated 429s would trip it instead).
-    slos = battle(
-        tmp_path,
-        f"rate-limit-{rate_limit}",
-        {"status": 429, "headers": {"Retry-After": "30"}},
-        {"circuit_breaker": False, "rate_limit": rate_limit},
-    )
-    if rate_limit:
-        assert all(slos.values()), slos
-    else:
-        failing = {name for name, passed in slos.items() if not passed}
-        assert failing == {"breaker_stop_max_ms", "amplification"}
-
-
-NEVER_BACKWARDS = Check("heads_backwards", "==", 0, "eth_blockNumber never went backwards")
-FRESH = Check("head_lag_max_blocks", "<=", 3, "no answer more than 3 blocks behind the head")
-
-
-@pytest.mark.parametrize("heads", [True, False], ids=["on", "off"])
-def test_head_tracking_keeps_a_stale_provider_out_of_eth_block_number(tmp_path, heads):
-    # Provider A reports a head 10 blocks behind the truth; round robin would give every
-    # third eth_blockNumber to it. The load worker judges answers against the chain, so
-    # a stale head is a wrong answer.
-    slos = battle(
-        tmp_path,
-        f"heads-{heads}",
-        {"lag_blocks": 10},
-        {"head_tracking": heads},
-        kind="stale",
-        slos=(ANSWERS, NEVER_BACKWARDS, FRESH),
-        mix="eth_blockNumber=1",
-    )
-    if heads:
-        assert all(slos.values()), slos
-    else:
-        assert not slos["success_rate"], slos

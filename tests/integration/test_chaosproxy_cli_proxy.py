@@ -128,6 +128,9 @@ def test_rows_survive_the_proxy_being_killed(tmp_path):
         sel = selectors.DefaultSelector()
         sel.register(proc.stdout, selectors.EVENT_READ)
         assert sel.select(30) and proc.stdout.readline().startswith("ready ")
+        # The same process (same PID), re-executed under -O: mitmproxy's debug checks off.
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
+        assert cmdline[1:4] == [b"-O", b"-m", b"chaosproxy"], cmdline
         for i in range(20):
             # Nothing listens upstream: each exchange is a recorded conn_error (502).
             r = httpx.post(f"http://127.0.0.1:{listen}/", json={"id": i, "method": "m"})

@@ -8,7 +8,11 @@ import dataclasses
 import inspect
 from importlib.metadata import version
 
+import mitmproxy.http
+import mitmproxy.proxy.utils
+from mitmproxy.addonmanager import AddonManager
 from mitmproxy.addons.proxyserver import Proxyserver, Servers
+from mitmproxy.proxy.mode_servers import ProxyConnectionHandler
 from mitmproxy.proxy.server import ConnectionHandler, ConnectionIO
 
 WRITTEN_AGAINST = "12.2"
@@ -35,3 +39,21 @@ def test_connection_handlers_still_keep_their_transports_with_writer_and_task():
 def test_servers_update_is_still_an_awaitable_taking_modes():
     assert inspect.iscoroutinefunction(Servers.update), HINT
     assert list(inspect.signature(Servers.update).parameters) == ["self", "modes"], HINT
+
+
+def test_connection_handlers_still_dispatch_hooks_through_handle_lifecycle():
+    # fast_hooks replaces AddonManager.handle_lifecycle on the instance; the proxy's
+    # connection handlers must still call it (not trigger_event) for every hook.
+    assert inspect.iscoroutinefunction(AddonManager.handle_lifecycle), HINT
+    assert list(inspect.signature(AddonManager.handle_lifecycle).parameters) == [
+        "self",
+        "event",
+    ], HINT
+    assert "addons.handle_lifecycle(" in inspect.getsource(ProxyConnectionHandler.handle_hook), HINT
+
+
+def test_mitmproxy_debug_checks_are_still_the_ones_python_dash_o_turns_off():
+    # python -m chaosproxy re-executes under -O for these; if mitmproxy moves them out
+    # of `__debug__`, the measured gain is gone (bench/chaosproxy_throughput.py).
+    assert "if __debug__:" in inspect.getsource(mitmproxy.http.MessageData), HINT
+    assert "__debug__" in inspect.getsource(mitmproxy.proxy.utils.expect), HINT

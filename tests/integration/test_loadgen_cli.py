@@ -80,7 +80,9 @@ def worker(
     seed: int = SEED,
     module: str = "scenarios.worker",
 ) -> subprocess.CompletedProcess:
-    t0 = time.time_ns() + 300_000_000
+    # Past the worker's start-up (0.6 s of imports idle, over 1 s on a busy machine):
+    # a later start would cut the 1 s of WebSocket subscriptions short.
+    t0 = time.time_ns() + 1_500_000_000
     args = [
         sys.executable,
         "-m",

@@ -56,6 +56,38 @@ def test_failover_retries_and_amplification_come_from_correlated_attempts(tmp_pa
     ]
 
 
+def test_a_failover_is_found_whichever_provider_the_last_attempt_went_to(tmp_path):
+    con = db(
+        tmp_path,
+        {
+            # 0: A fails, B fails, back to A: failed over (to B), last attempt on A.
+            # 1: B answers, then A fails and A answers: A never failed over to B.
+            # 2: an exchange before t0 fails on A, then C answers: failed over.
+            "requests": [req(0, 0), req(1, 100), req(2, 200)],
+            "upstream": [
+                up(0, "A", 1, outcome="reset"),
+                up(0, "B", 2, outcome="timeout"),
+                up(0, "A", 3),
+                up(1, "B", 101),
+                up(1, "A", 102, outcome="reset"),
+                up(1, "A", 103),
+                up(2, "A", -5, outcome="reset"),
+                up(2, "C", 201),
+            ],
+        },
+    )
+    assert rows(
+        con,
+        "SELECT tag, failed_over, providers, retries_same_provider, served_by"
+        " FROM requests_x ORDER BY tag",
+    ) == [
+        ("bt-0-0", True, 2, 1, "A"),
+        ("bt-0-1", False, 2, 1, "A"),
+        ("bt-0-2", True, 2, 0, "C"),
+    ]
+    assert value(con, "failovers") == 2
+
+
 def test_a_router_that_strips_tags_falls_back_to_time_window_attribution(tmp_path):
     # Requests 100 ms apart, each answered in 20 ms; the router dropped the tags. Request
     # 2 failed on A and went on to B; one exchange came between requests (a probe).
@@ -343,15 +375,14 @@ def test_lost_request_rows_make_the_run_invalid(tmp_path):
 def test_a_saturated_load_generator_or_proxy_makes_the_run_invalid(tmp_path):
     tables = good_run()
     tables["system"] = [
-        {"t": T0 + at * MS, "pid": 5, "role": "loadgen", "cpu": 0.99, "rss": 1}
-        for at in (100, 600)
+        {"t": T0 + at * MS, "pid": 5, "role": "loadgen", "cpu": 0.99, "rss": 1} for at in (100, 600)
     ]
     con = db(tmp_path, tables)
     assert failed_validity(con, tmp_path / "run") == ["loadgen_cpu_max"]
     con.execute("DELETE FROM system")
     con.execute(
-        "INSERT INTO proxy_health (t, proxy, loop_lag_ns) VALUES (?, 'p0', ?)",
-        [T0 + 300 * MS, 250 * MS],
+        "INSERT INTO proxy_health (t, proxy, loop_lag_ns) VALUES (?, 'p0', ?), (?, 'p0', ?)",
+        [T0 + 300 * MS, 250 * MS, T0 + 800 * MS, 180 * MS],
     )
     assert failed_validity(con, tmp_path / "run") == ["proxy_loop_lag_max_ms"]
 
@@ -366,7 +397,7 @@ def test_a_proxy_that_used_a_whole_core_makes_the_run_invalid(tmp_path):
     assert failed_validity(con, tmp_path / "run") == ["proxy_cpu_max"]
 
 
-def test_one_busy_second_or_lag_outside_the_load_is_no_saturation(tmp_path):
+def test_one_busy_second_one_stall_or_lag_outside_the_load_is_no_saturation(tmp_path):
     tables = good_run()
     tables["system"] = [
         {"t": T0 + at * MS, "pid": 5, "role": "loadgen", "cpu": cpu, "rss": 1}
@@ -375,8 +406,8 @@ def test_one_busy_second_or_lag_outside_the_load_is_no_saturation(tmp_path):
     con = db(tmp_path, tables)
     con.execute(
         "INSERT INTO proxy_health (t, proxy, loop_lag_ns, cpu) VALUES"
-        " (?, 'p0', 0, 1.0), (?, 'p0', 0, 0.3), (?, 'p0', ?, 0.1)",
-        [T0 + 100 * MS, T0 + 600 * MS, T0 + 5_000 * MS, 900 * MS],
+        " (?, 'p0', ?, 1.0), (?, 'p0', 0, 0.3), (?, 'p0', ?, 0.1)",
+        [T0 + 100 * MS, 300 * MS, T0 + 600 * MS, T0 + 5_000 * MS, 900 * MS],
     )
     assert failed_validity(con, tmp_path / "run") == []
 
@@ -406,3 +437,10 @@ def test_every_window_of_a_scheduled_fault_must_touch_an_exchange(tmp_path):
     ]
     con = db(tmp_path, tables, plan, name="ws")
     assert failed_validity(con, tmp_path / "ws") == []
+
+
+def test_more_providers_than_the_packed_aggregates_hold_is_refused_by_name(tmp_path):
+    ups = [up(0, f"P{i}", i) for i in range(65)]
+    with pytest.raises(duckdb.Error, match="upstream has more than 64 providers"):
+        db(tmp_path, {"requests": [req(0, 0)], "upstream": ups})
+    assert db(tmp_path, {"requests": [req(0, 0)], "upstream": ups[:64]}, name="ok")

@@ -196,3 +196,26 @@ def test_check_names_its_bad_operator_and_unknown_metric():
         Check("success_rate", "=>", 1)
     with pytest.raises(ValueError, match="no query named 'nope'"):
         Check("nope", ">", 1)
+
+
+def test_judging_an_existing_database_agrees_with_rebuilding_it_even_after_a_move(tmp_path):
+    run = make_run(
+        tmp_path,
+        requests=[request(i) for i in range(4)],
+        upstream=[exchange(0, "A", "reset"), exchange(0, "B", dt_ms=2)]
+        + [exchange(i, "B") for i in range(1, 4)],
+    )
+    slos = [Check("failovers", "==", 1, "one failover")]
+    built = judge_run(run, slos)
+    again = judge_run(run, slos, rebuild=False)
+    assert built.metrics == again.metrics and again.verdict == built.verdict
+    assert again.metrics["failovers"] == 1
+    # The views name the Parquet parts by path: moved, the run is built again.
+    moved = run.rename(tmp_path / "moved")
+    after_move = judge_run(moved, slos, rebuild=False)
+    assert after_move.metrics == built.metrics
+    con = duckdb.connect(str(moved / "run.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM upstream").fetchone() == (5,)
+    finally:
+        con.close()

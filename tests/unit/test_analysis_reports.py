@@ -210,6 +210,16 @@ def test_cli_sql_without_a_query_reads_statements_from_stdin(tmp_path):
     assert result.exit_code == 0 and "answer" in result.output and "42" in result.output
 
 
+def test_cli_sql_on_a_moved_run_rebuilds_its_database_and_answers(tmp_path):
+    run = recorded(tmp_path)
+    assert CliRunner().invoke(cli, ["ingest", str(run)]).exit_code == 0
+    moved = run.rename(tmp_path / "moved")
+    query = "SELECT count(*) AS n FROM requests_x"
+    result = CliRunner().invoke(cli, ["sql", str(moved), query])
+    assert result.exit_code == 0, result.output
+    assert "60" in result.output
+
+
 def test_every_example_of_the_sql_shell_runs(tmp_path):
     from analysis.shell import EXAMPLES
 

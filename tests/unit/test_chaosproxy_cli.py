@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
+from pathlib import Path
 
 import pytest
 
-from chaosproxy.cli import Listener, main, parse_args, parse_listen
+from chaosproxy.addons.paths import join_path
+from chaosproxy.app import _Redacting, _secrets
+from chaosproxy.cli import Config, Listener, main, parse_args, parse_listen, with_ws_url
 from chaosproxy.errors import ConfigError
 
 
@@ -45,12 +49,15 @@ def test_valid_arguments_are_parsed(tmp_path):
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("A=1", "--listen must be NAME=PORT=UPSTREAM_URL, got 'A=1'"),
+        ("A=1", "--listen must be NAME=PORT=UPSTREAM_URL"),
         ("A b=1=http://h", "--listen NAME must match [A-Za-z0-9_-]+, got 'A b'"),
         ("A=x=http://h", "--listen A: PORT must be an integer port, got 'x'"),
         ("A=0=http://h", "--listen A: PORT must be in [1, 65535], got 0"),
-        ("A=1=ftp://h", "--listen A: UPSTREAM_URL must be http(s)://host[:port] without a path"),
-        ("A=1=http://h/v3/key", "--listen A: UPSTREAM_URL must be http(s)://host[:port]"),
+        ("A=1=ftp://h", "--listen A: UPSTREAM_URL must be http|https://host[:port][/path]"),
+        (
+            "A=1=http://u:secretpass@h/",
+            "--listen A: UPSTREAM_URL: credentials before the host are not supported",
+        ),
         ("A=1=http://h:70000", "--listen A: UPSTREAM_URL port must be in [1, 65535], got 70000"),
     ],
 )
@@ -58,6 +65,34 @@ def test_bad_listen_specs_name_the_part(spec, message):
     with pytest.raises(ConfigError) as info:
         parse_listen(spec)
     assert str(info.value).startswith(message)
+
+
+def test_an_upstream_path_and_query_are_kept_apart_from_the_mode_and_redacted():
+    lst = parse_listen("A=1=https://mainnet.example/v3/KEY0123456789abcdef?x=1")
+    assert lst.mode == "reverse:https://mainnet.example@127.0.0.1:1"
+    assert lst.path == "/v3/KEY0123456789abcdef?x=1"
+    assert lst.redacted == "https://mainnet.example/***"
+    assert parse_listen("A=1=http://h:8545/").path is None
+
+
+def test_a_bad_upstream_url_is_reported_without_its_path():
+    with pytest.raises(ConfigError) as info:
+        parse_listen("A=1=ftp://h/v3/KEY0123456789abcdef")
+    assert "KEY0123456789abcdef" not in str(info.value)
+    assert "'ftp://h/***'" in str(info.value)
+
+
+def test_a_ws_url_gives_the_handshake_path_on_the_same_host():
+    lst = with_ws_url(parse_listen("A=1=https://h/v3/K"), "wss://h/ws/v3/K")
+    assert (lst.path, lst.ws_path) == ("/v3/K", "/ws/v3/K")
+    with pytest.raises(ConfigError, match="--listen-ws A: WS_URL must be on the upstream's host"):
+        with_ws_url(parse_listen("A=1=https://h/v3/K"), "ws://h/ws/v3/K")
+
+
+def test_join_path_puts_the_client_path_under_the_upstream_path():
+    assert join_path("/v3/K", "/") == "/v3/K"
+    assert join_path("/v3/K?a=1", "/x?b=2") == "/v3/K/x?a=1&b=2"
+    assert join_path("/v3/K/", "/x") == "/v3/K/x"
 
 
 @pytest.mark.parametrize(
@@ -121,3 +156,18 @@ def test_main_exits_2_for_an_unknown_provider(tmp_path, capsys):
     assert (
         capsys.readouterr().err == "chaosproxy: faults[0].provider must be one of ['A'], got 'Z'\n"
     )
+
+
+def test_the_proxy_log_masks_upstream_paths_and_their_key_like_parts():
+    key = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
+    lst = with_ws_url(parse_listen(f"A=1=https://h/v3/{key}?key=zz99zz99"), f"wss://h/ws/{key}")
+    config = Config("P0", Path("/tmp"), 2, (lst,), ())
+    fmt = _Redacting("%(message)s", _secrets(config))
+
+    def shown(message: str) -> str:
+        return fmt.format(logging.LogRecord("x", logging.WARNING, "f", 1, message, None, None))
+
+    assert shown(f"error on GET /ws/{key}") == "error on GET ***"
+    assert shown(f"token {key} seen") == "token *** seen"
+    assert shown("key=zz99zz99") == "key=***"
+    assert shown("nothing secret here") == "nothing secret here"

@@ -9,7 +9,8 @@ import time
 
 from mitmproxy import exceptions, hooks
 from mitmproxy.addonmanager import AddonManager
-from mitmproxy.test import taddons
+from mitmproxy.proxy.layers.http import HttpRequestHook
+from mitmproxy.test import taddons, tflow
 
 from chaosproxy.addons.health import Health
 from chaosproxy.mitm_internals import fast_hooks
@@ -101,3 +102,28 @@ def test_fast_hooks_stop_on_addon_halt_and_survive_errors():
     log: list = []
     trigger(Recorder("a", log), Broken(), Recorder("b", log), Halt(), Recorder("c", log))
     assert log == ["a", "b"]
+
+
+class Updates:
+    def __init__(self, log: list) -> None:
+        self.log = log
+
+    def update(self, flows: list) -> None:
+        self.log.append(("update", len(flows)))
+
+
+def lifecycle(*addons: object) -> None:
+    with taddons.context() as tctx:
+        manager: AddonManager = tctx.master.addons
+        manager.add(*addons)
+        fast_hooks(manager)
+        asyncio.run(manager.handle_lifecycle(HttpRequestHook(tflow.tflow())))
+
+
+def test_handle_lifecycle_sends_update_only_when_an_addon_implements_it():
+    log: list = []
+    lifecycle(Recorder("a", log))
+    assert log == ["a"]
+    log.clear()
+    lifecycle(Recorder("a", log), Updates(log))
+    assert log == ["a", ("update", 1)]

@@ -89,7 +89,28 @@ BAD = [
     (fault(match={"header": "a b: c"}), "faults[0].match.header has an invalid header name"),
     (
         fault(kind="refuse", match={"first_n": 1}),
-        "faults[0].match is not supported by kind 'refuse'",
+        "faults[0].match.first_n: kind 'refuse' takes no match",
+    ),
+    (fault(match={"transport": "udp"}), "faults[0].match.transport must be 'http' or 'ws'"),
+    (
+        fault(kind="http_error", match={"transport": "ws"}),
+        "faults[0].match.transport 'ws' does not apply to kind 'http_error'",
+    ),
+    (
+        fault(kind="ws_drop", match={"methods": ["eth_call"]}),
+        "faults[0].match.methods does not apply to kind 'ws_drop'",
+    ),
+    (
+        fault(kind="ws_stall", match={"subscriptions": ["newHeads"]}),
+        "faults[0].match.subscriptions does not apply to kind 'ws_stall'",
+    ),
+    (
+        fault(kind="ws_drop", match={"subscriptions": ["heads"]}),
+        "faults[0].match.subscriptions must be a non-empty list of ['newHeads', 'logs'",
+    ),
+    (
+        fault(kind="latency", params={"ms": 1}, match={"subscriptions": ["logs"]}),
+        "faults[0].match.subscriptions does not apply to kind 'latency'",
     ),
     (fault(schedule={"wave": {}}), "faults[0].schedule must be"),
     (
@@ -221,6 +242,16 @@ def test_probability_per_connection_is_decided_once_per_connection():
     assert 70 < hit < 130
 
 
+def test_per_connection_draws_forget_only_the_least_recently_used_connection(monkeypatch):
+    monkeypatch.setattr("chaosproxy.matching.MAX_CONNECTIONS_REMEMBERED", 3)
+    m = matcher(probability=0.5, per="connection", seed=3)
+    first = {c: m.accepts(["m"], no_header, c) for c in ("a", "b", "c")}
+    m.accepts(["m"], no_header, "a")  # a is used again, so b is now the oldest
+    m.accepts(["m"], no_header, "d")
+    assert list(m.conns) == ["c", "a", "d"]
+    assert m.conns["a"] == first["a"] and m.conns["c"] == first["c"]
+
+
 def test_token_bucket_allows_burst_then_refills_at_rate():
     b = TokenBucket(rate_per_s=10, burst=3, now_ns=0)
     assert [b.take(0) for _ in range(4)] == [True, True, True, False]
@@ -304,6 +335,37 @@ def test_nothing_is_selected_on_another_provider_or_for_listener_and_ws_faults()
     tl = started(fault(kind="refuse"), fault(fault_id="w", kind="ws_stall"))
     assert tl.select("A", "http", ["m"], no_header, "c", T0) is None
     assert tl.select("B", "http", ["m"], no_header, "c", T0) is None
+
+
+def test_a_transport_match_selects_only_that_transport():
+    tl = started(
+        fault(fault_id="lw", kind="latency", params={"ms": 5}, match={"transport": "ws"}),
+        fault(fault_id="lh", kind="latency", params={"ms": 7}, match={"transport": "http"}),
+        fault(fault_id="l", kind="latency", params={"ms": 1}),
+    )
+    assert [d.window_id for d in tl.select("A", "ws", ["m"], no_header, "c", T0).delays] == [
+        "lw",
+        "l",
+    ]
+    assert [d.window_id for d in tl.select("A", "http", ["m"], no_header, "c", T0).delays] == [
+        "lh",
+        "l",
+    ]
+
+
+def test_a_websocket_call_skips_http_error_and_takes_the_next_outcome():
+    tl = started(fault(fault_id="e", kind="http_error"), fault(fault_id="r", kind="rpc_error"))
+    assert tl.select("A", "ws", ["m"], no_header, "c", T0).outcome.window_id == "r"
+    assert tl.select("A", "http", ["m"], no_header, "c", T0).outcome.window_id == "e"
+
+
+def test_subscription_matcher_takes_only_the_named_kinds():
+    m = Matcher(
+        parse_faults([fault(kind="ws_drop", match={"subscriptions": ["logs"]})], ("A",))[0].match
+    )
+    assert m.accepts((None,), no_header, "c", "logs")
+    assert not m.accepts((None,), no_header, "c", "newHeads")
+    assert not m.accepts((None,), no_header, "c", None)
 
 
 # -- run-time changes ---------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import h11
 import pytest
 
+from loadgen import http1
 from loadgen.http1 import CLOSED, NEED_DATA, ClientConnection, RemoteProtocolError, encode_post
 
 OK = b'{"jsonrpc":"2.0","id":1,"result":"0x1"}'
@@ -186,3 +187,18 @@ def test_encode_post_is_a_request_h11_accepts():
     assert (b"x-battle-tag", b"bt-0-1") in list(request.headers)
     assert server.next_event().data == b"{}"
     assert isinstance(server.next_event(), h11.EndOfMessage)
+
+
+def test_parsed_heads_are_memoised_within_bounds_and_malformed_ones_never():
+    for n in range(http1._HEAD_CACHE_SIZE + 50):
+        conn = ClientConnection()
+        conn.receive_data(cl(b"{}", b"X-N: %d" % n))
+        assert conn.next_event().headers[1] == (b"x-n", b"%d" % n)
+    assert 0 < len(http1._HEADS) <= http1._HEAD_CACHE_SIZE
+    bad = b"HTTP/1.1 200 OK\r\nBroken\r\nContent-Length: 0"
+    for _ in range(2):  # the second time too: it was not cached as if well-formed
+        conn = ClientConnection()
+        conn.receive_data(bad + b"\r\n\r\n")
+        with pytest.raises(RemoteProtocolError, match="bad header line"):
+            conn.next_event()
+    assert bad not in http1._HEADS

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
-from loadgen import judge, judge_batch
+from loadgen import judge, judge_batch, validate
 from loadgen.mix import RequestMix, parse_mix
 
 
@@ -198,3 +199,44 @@ def test_a_wrong_or_partial_batch_answer_is_not_ok(answer, outcome, reason):
     calls = [("eth_blockNumber", "a", []), ("eth_chainId", "b", [])]
     j, _ = judge_batch(calls, 200, json.dumps(answer).encode())
     assert j.outcome == outcome and reason in j.error
+
+
+# ------------------------------------------------- the compact-answer shortcut
+
+COMPACT_BODIES = [
+    b'{"jsonrpc":"2.0","id":"t","result":"0x1f"}',
+    b'{"jsonrpc":"2.0","id":"t","result":"0x"}',
+    b'{"jsonrpc":"2.0","id":"t","result":"0x01"}',
+    b'{"jsonrpc":"2.0","id":"t","result":"0xABC"}',
+    b'{"jsonrpc":"2.0","id":"u","result":"0x1f"}',
+    b'{"jsonrpc":"2.0","id":"\\u0074","result":"0x1f"}',
+    b'{"jsonrpc":"2.0","id":"t\xc3\xa9","result":"0x1f"}',
+    b'{"jsonrpc":"2.0","id":"t","result":"0x1f"} ',
+    b'{"jsonrpc":"2.0","id":"t","result":"0x1f","result":"0x2"}',
+    b'{"jsonrpc":"1.0","id":"t","result":"0x1f"}',
+    b'{"jsonrpc":"2.0","id":"t","result":"0x1f"',
+]
+
+
+@pytest.mark.parametrize("payload", COMPACT_BODIES)
+@pytest.mark.parametrize("method", ["eth_blockNumber", "eth_getBalance", "eth_call"])
+def test_the_compact_answer_shortcut_judges_exactly_as_json_loads(monkeypatch, method, payload):
+    truth = FakeTruth()
+    args = dict(truth=truth, t_sent_ns=31 * SEC, t_done_ns=31 * SEC + 1, max_lag_blocks=2)
+    fast = judge(method, "t", 200, payload, **args)
+    monkeypatch.setattr(validate, "_SIMPLE_ANSWER", re.compile(rb"(?!)"))  # never matches
+    assert judge(method, "t", 200, payload, **args) == fast
+
+
+def test_the_shortcut_is_taken_for_a_compact_answer_and_still_checked(monkeypatch):
+    def no_json(_: bytes) -> None:
+        raise AssertionError("json.loads called")
+
+    monkeypatch.setattr(validate.json, "loads", no_json)
+    args = dict(truth=FakeTruth(), t_sent_ns=100 * SEC, t_done_ns=100 * SEC, max_lag_blocks=2)
+    ok = judge("eth_blockNumber", "t", 200, b'{"jsonrpc":"2.0","id":"t","result":"0x64"}', **args)
+    assert (ok.outcome, ok.result_block) == ("ok", 100)
+    ahead = judge(
+        "eth_blockNumber", "t", 200, b'{"jsonrpc":"2.0","id":"t","result":"0x65"}', **args
+    )
+    assert ahead.outcome == "invalid" and "ahead of the true head" in ahead.error

@@ -10,17 +10,21 @@ from scenarios.collectors import SystemCollector, parse_stat
 
 
 def test_parse_stat_counts_fields_from_the_last_parenthesis():
-    line = ("4242 (my (odd) name) S 17 4242 4242 0 -1 4194560 100 0 0 0 "
-            "250 50 0 0 20 0 7 0 1000 123456789 300 18446744073709551615 0 0 0 0 0 0 0 0 0 0")
+    line = (
+        "4242 (my (odd) name) S 17 4242 4242 0 -1 4194560 100 0 0 0 "
+        "250 50 0 0 20 0 7 0 1000 123456789 300 18446744073709551615 0 0 0 0 0 0 0 0 0 0"
+    )
     s = parse_stat(line)
     assert (s.pid, s.ppid, s.cpu_ticks, s.threads) == (4242, 17, 300, 7)
     assert s.rss_bytes == 300 * os.sysconf("SC_PAGE_SIZE")
 
 
 def test_the_collector_samples_a_child_and_its_descendants():
-    code = ("import subprocess, sys, time; "
-            "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)']); "
-            "print(p.pid, flush=True); time.sleep(30)")
+    code = (
+        "import subprocess, sys, time; "
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)']); "
+        "print(p.pid, flush=True); time.sleep(30)"
+    )
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     grandchild = None
     try:

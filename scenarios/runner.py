@@ -1,0 +1,413 @@
+"""The runner: one `Scenario` carried out on loopback, then judged.
+
+Order: allocate free ports; start the providers (mock or anvil; remote ones are only
+reached), one chaos-proxy process with a listener per provider (HTTP and WebSocket on
+the same port) and the scenario's faults as its plan, then the SUT (unless external);
+wait until each answers; start the collectors; fix t0 a margin ahead, tell the chaos
+proxy, write scenario.json; start the load workers; wait for them. Then stop every
+child (SIGTERM, then SIGKILL), redact secrets from every file written, judge the run
+and write its reports.
+
+A child that dies before the load ends is recorded (lifecycle `died`) and ends the run
+as invalid (`RunError`, exit 3). Ctrl-C / SIGTERM (KeyboardInterrupt) stops every
+child, records `interrupted` and re-raises. Children die with the runner even when it
+is SIGKILLed (`PR_SET_PDEATHSIG`); the shards they wrote stay readable.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from analysis import (
+    CheckResult,
+    Converter,
+    RunJudgement,
+    judge_run,
+    summary_text,
+    write_reports,
+)
+from analysis.shards import ShardWriter, shard_path
+
+from .api import HttpLoad, Scenario, WsLoad
+from .collectors import SystemCollector
+from .errors import RunError
+from .metrics import MetricsCollector
+from .processes import Child, ProcessGroup, free_ports, wait_until
+from .sut import (
+    SutPlan,
+    plan_sut,
+    probe_ready,
+    proxy_upstream,
+    proxy_ws_upstream,
+    upstreams_for,
+)
+
+__all__ = ["ScenarioResult", "new_run_dir", "run_scenario"]
+
+# Seconds a provider or the chaos proxy may take to answer its probe (mitmproxy takes
+# about 1 s; anvil 0.2 s idle, several on a loaded machine).
+READY_TIMEOUT_S = 30.0
+# Load starts this long after every child is ready. Workers start after t0 is fixed and
+# take 0.3-1 s to import and connect here; with 0.3 s their first sends went out up to
+# 211 ms late, so the margin covers start-up with room to spare.
+START_MARGIN_NS = 2_000_000_000
+# A mock chain starts with this many blocks of history, so historical calls have some.
+MOCK_HISTORY_BLOCKS = 1000
+# After its schedule, a worker drains for one timeout; beyond that plus this, it hangs.
+WORKER_SLACK_S = 30.0
+
+
+@dataclass(frozen=True)
+class ScenarioResult:
+    """A judged run: verdict, summary, every metric, every SLO with its evidence."""
+
+    judgement: RunJudgement
+
+    @property
+    def verdict(self) -> str:
+        return self.judgement.verdict
+
+    @property
+    def exit_code(self) -> int:
+        return int(self.judgement.exit_code)
+
+    @property
+    def passed(self) -> bool:
+        return self.judgement.verdict == "passed"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.judgement.run_dir
+
+    @property
+    def slos(self) -> list[CheckResult]:
+        return self.judgement.slos
+
+    @property
+    def validity(self) -> list[CheckResult]:
+        return self.judgement.validity
+
+    @property
+    def metrics(self) -> dict[str, float | None]:
+        return self.judgement.metrics
+
+    @property
+    def failed_slos(self) -> list[str]:
+        return [s.name for s in self.judgement.slos if not s.passed]
+
+    @property
+    def summary(self) -> str:
+        return summary_text(self.judgement)
+
+    def slo(self, name: str) -> CheckResult:
+        """The SLO result called `name` (KeyError if there is none)."""
+        for s in self.judgement.slos:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+
+def new_run_dir(runs_dir: Path, name: str) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    run_dir = Path(runs_dir) / f"{stamp}-{slug}"
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in ("battle", "mitmproxy", "trio", "httpx", "duckdb"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
+def _rpc_ok(url: str) -> bool:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
+    try:
+        return httpx.post(url, json=body, timeout=1.0).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _get_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _died(children: list[Child]) -> str:
+    return "\n".join(
+        f"{c.name} (pid {c.pid}) exited with {c.exited()}; log {c.log}:\n{c.log_tail()}"
+        for c in children
+    )
+
+
+class _Run:
+    """The mutable state of one run; `execute` is the whole life cycle."""
+
+    def __init__(self, scenario: Scenario, run_dir: Path, form: str, echo: Callable[[str], Any]):
+        self.s = scenario
+        self.run_dir = run_dir
+        self.echo = echo
+        self.spec: dict[str, Any] = {
+            **scenario.public(),
+            "form": form,
+            "host": platform.node(),
+            "versions": versions(),
+        }
+        self.lifecycle = ShardWriter(
+            shard_path(run_dir / "events", "lifecycle", "runner"), "lifecycle"
+        )
+        self.group = ProcessGroup(run_dir / "logs", on_start=self._spawned)
+        self.system_sink = ShardWriter(shard_path(run_dir / "system", "system", "runner"), "system")
+        self.metrics_sink: ShardWriter | None = None
+        self.collectors: list[SystemCollector | MetricsCollector | Converter] = []
+        self.sut_child: Child | None = None
+
+    def event(self, name: str, detail: str | None = None) -> None:
+        self.lifecycle.append((time.time_ns(), "runner", "runner", None, name, detail))
+
+    def _spawned(self, child: Child) -> None:
+        self.lifecycle.append((time.time_ns(), child.name, child.role, child.pid, "spawned", None))
+
+    def write_spec(self) -> None:
+        (self.run_dir / "scenario.json").write_text(json.dumps(self.spec, indent=2))
+
+    # -- the life cycle ----------------------------------------------------------------
+
+    def execute(self) -> None:
+        s = self.s
+        local = [p for p in s.providers if p.kind != "remote"]
+        n = len(s.providers)
+        managed = s.sut.kind != "external"
+        fixed = list(s.sut.listen_ports)
+        ports = free_ports(len(local) + (0 if fixed else n) + 1 + int(managed))
+        provider_ports = dict(zip((p.name for p in local), ports, strict=False))
+        listen_ports = fixed or ports[len(local) : len(local) + n]
+        # The last ports: the control API's, then the SUT's when the runner starts it.
+        control_port = ports[-2] if managed else ports[-1]
+        sut_port = ports[-1] if managed else None
+        anvils = any(p.kind == "anvil" for p in s.providers)
+        now = time.time_ns()
+        # anvil takes whole seconds and always starts at block 0 (ARCHITECTURE.md).
+        genesis_ns = (
+            now // 10**9 * 10**9 if anvils else now - MOCK_HISTORY_BLOCKS * s.block_time_ms * 10**6
+        )
+        self.spec.update(
+            genesis_ns=genesis_ns,
+            ports={"control": control_port, "sut": sut_port, "providers": provider_ports,
+                   "listeners": dict(zip((p.name for p in s.providers), listen_ports,
+                                         strict=True))},
+        )  # fmt: skip
+        upstreams = upstreams_for(s.providers, listen_ports)
+        sut = plan_sut(s.sut, sut_port, upstreams, self.run_dir)
+        if sut.config_path is not None and sut.config_text is not None:
+            sut.config_path.write_text(sut.config_text)
+        plan_path = self.run_dir / "chaos-plan.json"
+        plan_path.write_text(json.dumps([f.to_dict() for f in s.faults], indent=2))
+
+        for p in local:
+            argv = self._provider_argv(p, provider_ports[p.name], genesis_ns)
+            self.group.start(f"provider-{p.name}", "provider", argv)
+        listens = [
+            f"--listen={p.name}={port}={proxy_upstream(p, provider_ports.get(p.name))}"
+            for p, port in zip(s.providers, listen_ports, strict=True)
+        ]
+        listens += [
+            f"--listen-ws={p.name}={ws}" for p in s.providers if (ws := proxy_ws_upstream(p))
+        ]
+        self.group.start("proxy-p0", "proxy", ["-m", "chaosproxy", "--proxy-id", "p0",
+                         "--run-dir", str(self.run_dir), "--control-port", str(control_port),
+                         "--faults", str(plan_path), *listens])  # fmt: skip
+        if sut.argv is not None:
+            self.sut_child = self.group.start(
+                "sut", "sut", sut.argv, python=sut.python_module, own_session=True
+            )
+        for p in local:
+            url = f"http://127.0.0.1:{provider_ports[p.name]}/"
+            self._wait(lambda u=url: _rpc_ok(u), f"provider {p.name}", READY_TIMEOUT_S)
+        control = f"http://127.0.0.1:{control_port}"
+        self._wait(lambda: _get_ok(f"{control}/health"), "chaos proxy", READY_TIMEOUT_S)
+        self._wait(lambda: probe_ready(s.sut, sut.url), f"system under test ({s.sut.ready})",
+                   s.sut.ready_timeout_s)  # fmt: skip
+        self.event("ready")
+        self._start_collectors(sut)
+
+        t0_ns = time.time_ns() + START_MARGIN_NS
+        self.spec["t0_ns"] = t0_ns
+        response = httpx.post(f"{control}/start", json={"t0_ns": t0_ns}, timeout=5.0)
+        if response.status_code != 200:
+            raise RunError(f"chaos proxy refused /start: {response.status_code} {response.text}")
+        self.write_spec()
+        self.event("load_started")
+        self.echo(f"load: t0 in {START_MARGIN_NS / 1e9:g} s, {s.duration_s:g} s of load;"
+                  f" run directory {self.run_dir}")  # fmt: skip
+        workers = self._start_workers(sut, genesis_ns, t0_ns, plan_path)
+        timeout = max(w.timeout_s for w in s.workloads)
+        deadline = (
+            time.monotonic() + START_MARGIN_NS / 1e9 + s.duration_s + timeout + WORKER_SLACK_S
+        )
+        while any(w.exited() is None for w in workers):
+            others = [c for c in self.group.dead() if c not in workers]
+            if others:
+                self.event("died", _died(others))
+                raise RunError(_died(others))
+            if time.monotonic() > deadline:
+                raise RunError("a load worker did not finish in time")
+            time.sleep(0.1)
+        failed = [w for w in workers if w.exited() != 0]
+        if failed:
+            self.event("died", _died(failed))
+            raise RunError(_died(failed))
+        self.event("load_finished")
+
+    def _provider_argv(self, p: Any, port: int, genesis_ns: int) -> list[str]:
+        if p.kind == "anvil":
+            return ["-m", "providers.anvil", "--name", p.name, "--port", str(port),
+                    "--timestamp", str(genesis_ns // 10**9),
+                    "--block-time-ms", str(self.s.block_time_ms)]  # fmt: skip
+        argv = ["-m", "providers.mock", "--name", p.name, "--port", str(port),
+                "--seed", str(self.s.seed), "--genesis-ns", str(genesis_ns),
+                "--block-time-ms", str(self.s.block_time_ms)]  # fmt: skip
+        if p.behaviour is not None:
+            argv += ["--behaviour", json.dumps(dict(p.behaviour), separators=(",", ":"))]
+        return argv
+
+    def _start_collectors(self, sut: SutPlan) -> None:
+        c = self.s.collectors
+        if c.system:
+            system = SystemCollector(
+                lambda: {ch.pid: ch.role for ch in self.group.children if ch.exited() is None},
+                self.system_sink,
+                interval=c.interval_s,
+            )
+            self.collectors.append(system)
+        if c.metrics and sut.metrics_url:
+            self.metrics_sink = ShardWriter(
+                shard_path(self.run_dir / "system", "metrics", "runner"), "metrics"
+            )
+            self.collectors.append(
+                MetricsCollector(sut.metrics_url, self.metrics_sink, interval=c.interval_s)
+            )
+        # Shards to Parquet as the run goes, so that analysis at the end has only the
+        # last seconds to parse (analysis/columnar.py).
+        self.collectors.append(Converter(self.run_dir))
+        for collector in self.collectors:
+            collector.start()
+
+    def _start_workers(
+        self, sut: SutPlan, genesis_ns: int, t0_ns: int, plan_path: Path
+    ) -> list[Child]:
+        s = self.s
+        # An external router without our listeners answers from providers of its own:
+        # the mock chain is not the truth of its answers.
+        behind_us = s.sut.kind != "external" or bool(s.sut.listen_ports)
+        truth = behind_us and all(p.kind == "mock" for p in s.providers)
+        module = "scenarios.worker" if truth else "loadgen"
+        truth_args = (
+            ["--chain-seed", str(s.seed), "--genesis-ns", str(genesis_ns),
+             "--block-time-ms", str(s.block_time_ms)] if truth else []
+        )  # fmt: skip
+        # The one workload with several processes takes indices 0..M-1 (its share of
+        # the schedule is its index); the others, one process each, follow.
+        order = sorted(range(len(s.workloads)), key=lambda i: -s.workloads[i].workers)
+        children, index = [], 0
+        for i in order:
+            w: HttpLoad | WsLoad = s.workloads[i]
+            for j in range(w.workers):
+                argv = ["-m", module, *w.argv(s.duration_s, s.seed), *truth_args,
+                        "--target", sut.url, "--run-dir", str(self.run_dir),
+                        "--t0-ns", str(t0_ns), "--worker", str(index),
+                        "--workers", str(w.workers), "--faults", str(plan_path)]  # fmt: skip
+                if isinstance(w, WsLoad) and sut.ws_url:
+                    argv += ["--ws-url", sut.ws_url]
+                assert j < w.workers
+                children.append(self.group.start(f"loadgen-w{index}", "loadgen", argv))
+                index += 1
+        return children
+
+    def _wait(self, probe: Callable[[], bool], what: str, timeout: float) -> None:
+        def ready() -> bool:
+            if dead := self.group.dead():
+                self.event("died", _died(dead))
+                raise RunError(_died(dead))
+            return probe()
+
+        try:
+            wait_until(ready, timeout=timeout, what=what)
+        except TimeoutError as exc:
+            raise RunError(str(exc)) from None
+
+    def finish(self, interrupted: bool) -> None:
+        for collector in self.collectors:
+            collector.stop()
+        scraped = [c for c in self.collectors if isinstance(c, MetricsCollector)]
+        for c in scraped:
+            self.event("metrics_scrapes", json.dumps(
+                {"ok": c.scrapes, "failed": c.failures, "last_error": c.last_error}))  # fmt: skip
+        self.system_sink.close()
+        if self.metrics_sink is not None:
+            self.metrics_sink.close()
+        self.group.stop_all(grace=self.s.sut.stop_grace_s)
+        if interrupted:
+            self.spec["interrupted"] = True
+            self.event("interrupted")
+        self.event("stopped")
+        self.lifecycle.close()
+        self.spec["t_end_ns"] = time.time_ns()
+        self.write_spec()
+        # Keys may have reached a rendered config, a log or a shard: scrub them all.
+        if redactor := self.s.redactor:
+            redactor.tree(self.run_dir)
+
+
+def run_scenario(
+    scenario: Scenario,
+    runs_dir: Path,
+    *,
+    echo: Callable[[str], Any] | None = None,
+    form: str = "custom",
+) -> ScenarioResult:
+    """Runs `scenario` end to end and judges it; every child is stopped on return,
+    whatever happened.
+
+    Args:
+        runs_dir: the run directory is created inside it.
+        echo: called with progress lines (default: silent).
+        form: recorded in scenario.json (`fast`, `full`, `custom`).
+
+    Raises:
+        RunError: a child died, a process was not ready in time, or a worker failed:
+            the run cannot be trusted (exit 3).
+        ConfigError: the SUT's template or config was rejected (exit 2).
+        KeyboardInterrupt: Ctrl-C or SIGTERM; the run is marked interrupted.
+    """
+    run_dir = new_run_dir(runs_dir, scenario.name)
+    run = _Run(scenario, run_dir, form, echo or (lambda line: None))
+    interrupted = False
+    try:
+        run.execute()
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        run.finish(interrupted)
+    judgement = judge_run(run_dir, scenario.slos)
+    write_reports(judgement)
+    return ScenarioResult(judgement)
