@@ -807,6 +807,12 @@ DEFAULT_VALIDITY: tuple[Check, ...] = (
         "the load generator sent at least 99% of its planned calls (not saturated)",
     ),
     Check(
+        "late_sends_share",
+        "<=",
+        0.05,
+        "the load generator kept its schedule: at most 5% of planned calls sent over 1 ms late",
+    ),
+    Check(
         "requests_missing_share",
         "<=",
         0.01,

@@ -66,7 +66,11 @@ def registry() -> dict[str, Builtin]:
     """Every built-in, by name, in `MODULES` order."""
     for module in MODULES:
         import_module(f"{__name__}.{module}")
-    return dict(_REGISTRY)
+    # In MODULES order whatever imported a module first (a test importing one directly
+    # registers it early); built-ins registered from elsewhere come last.
+    rank = {f"{__name__}.{module}": i for i, module in enumerate(MODULES)}
+    ordered = sorted(_REGISTRY.values(), key=lambda b: rank.get(b.build.__module__, len(rank)))
+    return {b.name: b for b in ordered}
 
 
 def get(name: str) -> Builtin:

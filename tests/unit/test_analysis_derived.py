@@ -365,6 +365,18 @@ def test_a_worker_that_never_finished_makes_the_run_invalid(tmp_path):
     assert failed_validity(con, tmp_path / "run") == ["loadgen_workers_unfinished"]
 
 
+def test_a_load_generator_that_fell_behind_its_schedule_makes_the_run_invalid(tmp_path):
+    tables = good_run()
+    tables["lifecycle"] = [stopped(0, 10, late_sends=1)]  # 10%: over the 5% allowed
+    con = db(tmp_path, tables)
+    assert failed_validity(con, tmp_path / "run") == ["late_sends_share"]
+    tables["lifecycle"] = [stopped(0, 200, late_sends=10)]  # 5%: within it
+    tables["requests"] = [req(i, i * 5) for i in range(200)]
+    tables["upstream"] = [up(i, "A", i * 5 + 1) for i in range(200)]
+    con = db(tmp_path / "2", tables)
+    assert failed_validity(con, tmp_path / "2" / "run") == []
+
+
 def test_lost_request_rows_make_the_run_invalid(tmp_path):
     tables = good_run()
     tables["lifecycle"] = [stopped(0, 20)]  # the worker sent 20, 10 are recorded

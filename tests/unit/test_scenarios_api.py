@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 
 from analysis import Check
@@ -124,6 +126,17 @@ def test_every_builtin_has_a_fast_form_within_a_minute_and_a_full_form():
         assert fast.duration_s <= 40, name  # plus start-up and judging: under 60 s
         assert full.duration_s >= fast.duration_s, name
         assert entry.description and "\n" not in entry.description
+
+
+def test_built_ins_are_listed_in_modules_order_whichever_registered_first(monkeypatch):
+    builtin = importlib.import_module("scenarios.builtin")
+    entries = list(registry().values())
+    assert [b.name for b in entries] == list(builtin.MODULES)
+    # A test importing one module directly registers its built-in before the others.
+    monkeypatch.setattr(builtin, "_REGISTRY", {b.name: b for b in reversed(entries)})
+    assert list(registry()) == list(builtin.MODULES)
+    with pytest.raises(ConfigError, match="known: http_failover, provider_degradation,"):
+        get("x")
 
 
 def test_an_unknown_builtin_names_the_known_ones():
