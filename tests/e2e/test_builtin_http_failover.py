@@ -9,34 +9,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-
-BATTLE = [sys.executable, "-c", "from scenarios.cli import main; main()"]
-
-
-def run_battle(args: list[str], timeout: float = 150) -> subprocess.CompletedProcess:
-    """Runs `battle` in its own session and kills the session afterwards, so nothing it
-    started outlives the test even when the test fails."""
-    proc = subprocess.Popen([*BATTLE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)  # fmt: skip
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
-def only_run(runs_dir: Path) -> Path:
-    (run,) = [p for p in runs_dir.iterdir() if p.is_dir()]
-    return run
+from battle_cli import BATTLE, only_run, run_battle
 
 
 def spawned(run: Path) -> list[int]:
