@@ -2,18 +2,42 @@
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 BIN := $(VENV)/bin
+# The exact versions `make test` (and CI) run, with their hashes, for Python 3.12 on
+# Linux x86_64: `make lock` makes it from pyproject.toml's ranges.
+LOCK := requirements.lock
+# `make test-latest`: the newest versions pyproject.toml's ranges allow, in a venv of
+# their own, so that a release that breaks us shows up before a user meets it.
+LATEST := .venv-latest
+# pip-compile lives in a venv of its own: a tool of the lock, not of the project.
+LOCK_TOOLS := .venv-lock
+PIP_TOOLS := pip-tools==7.6.2
+# `make lock` keeps the pins that still fit the ranges; `make lock LOCK_FLAGS=--upgrade`
+# moves every pin to the newest version allowed.
+LOCK_FLAGS :=
 # anvil (a real node, for provider conformance tests and `battle fleet up --kind anvil`),
 # from npm without its install scripts. Without npm the anvil tests skip, saying why;
 # CI sets BATTLE_REQUIRE_ANVIL=1 so that they fail instead.
 ANVIL := node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-latest lock lint bench clean
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $$(scripts/find-python) -m venv $(VENV)
+# Every path below is relative to the clone and every interpreter path quoted, so a
+# clone under a directory whose name has a space sets up too. `pip check` fails the
+# set-up when pyproject.toml needs something the lock lacks (run `make lock`).
+$(STAMP): pyproject.toml $(LOCK)
+	@test -x $(BIN)/python || { py="$$(scripts/find-python)" && "$$py" -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	@touch $(STAMP)
+
+lock:
+	@test -x $(LOCK_TOOLS)/bin/python || { py="$$(scripts/find-python)" && "$$py" -m venv $(LOCK_TOOLS); }
+	$(LOCK_TOOLS)/bin/python -m pip install --quiet $(PIP_TOOLS)
+	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_TOOLS)/bin/python -m piptools compile --quiet \
+		--generate-hashes --extra dev --strip-extras --allow-unsafe \
+		--no-emit-index-url --no-emit-find-links $(LOCK_FLAGS) -o $(LOCK) pyproject.toml
 
 $(ANVIL): package.json
 	npm install --ignore-scripts --no-audit --no-fund --loglevel=error \
@@ -32,6 +56,14 @@ test: $(STAMP) $(ANVIL)
 	$(BIN)/python -m pytest tests/unit tests/integration
 	$(BIN)/python -m pytest -n 2 tests/e2e
 
+# No stamp: every run upgrades to whatever is newest now (eagerly, dependencies too).
+test-latest: $(ANVIL)
+	@test -x $(LATEST)/bin/python || { py="$$(scripts/find-python)" && "$$py" -m venv $(LATEST); }
+	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
+	$(LATEST)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[dev]'
+	$(LATEST)/bin/python -m pip list --format=freeze > $(LATEST)/versions.txt
+	$(LATEST)/bin/python -m pytest tests/unit tests/integration
+
 bench: $(STAMP) $(ANVIL)
 	$(BIN)/python bench/stack_latency.py
 	$(BIN)/python bench/providers_throughput.py
@@ -45,4 +77,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(LATEST) $(LOCK_TOOLS) runs

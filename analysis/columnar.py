@@ -134,15 +134,40 @@ def _write_part(
                     raise OSError(f"shard {shard} ended before byte {end}")
                 left -= n
                 offset += n
-        con.execute(
-            f"COPY (SELECT * FROM read_csv({_sql_path(scratch)}, header = false,"
-            f" auto_detect = false, columns = {_struct(SCHEMAS[table])}, quote = '\"',"
-            f" escape = '\"')) TO {_sql_path(tmp)} (FORMAT parquet, COMPRESSION zstd)"
-        )
+        try:
+            con.execute(_copy_sql(scratch, table, tmp, typed=True))
+        except duckdb.ConversionException:
+            # A value its column's type cannot hold (a forged answer's number, a torn
+            # field): read every column as text and keep the row, NULL in that column,
+            # rather than fail the whole analysis. Only this part pays for the casts.
+            con.execute(_copy_sql(scratch, table, tmp, typed=False))
         os.replace(tmp, out)
     finally:
         scratch.unlink(missing_ok=True)
         tmp.unlink(missing_ok=True)
+
+
+def _copy_sql(scratch: Path, table: str, out: Path, *, typed: bool) -> str:
+    """The COPY of a header-less CSV range into Parquet with `SCHEMAS[table]`'s types:
+    parsed as those types (`typed`), or as text with each value `TRY_CAST` (NULL where
+    it does not convert: the row is kept)."""
+    schema = SCHEMAS[table]
+    if typed:
+        columns, select = schema, "*"
+    else:
+        columns = dict.fromkeys(schema, "VARCHAR")
+        # trim(): DuckDB 2.0's type_pushdown optimizer turns a TRY_CAST of a read_csv
+        # column into that column's type in the reader, which then fails as strictly
+        # as the typed read; a function in between keeps the cast a TRY_CAST.
+        select = ", ".join(
+            f'"{c}"' if t == "VARCHAR" else f'TRY_CAST(trim("{c}") AS {t}) AS "{c}"'
+            for c, t in schema.items()
+        )
+    return (
+        f"COPY (SELECT {select} FROM read_csv({_sql_path(scratch)}, header = false,"
+        f" auto_detect = false, columns = {_struct(columns)}, quote = '\"',"
+        f" escape = '\"')) TO {_sql_path(out)} (FORMAT parquet, COMPRESSION zstd)"
+    )
 
 
 @contextmanager

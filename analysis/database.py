@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 
 from .columnar import convert, parts
+from .expect import EXPECTATIONS, resolve_expect
 from .queries import query
 from .shards import SCHEMAS
 
@@ -42,17 +43,26 @@ DERIVED = (
     "fault_windows",
     "phases",
     "attempts",
+    "correlation",
     "attempt_source",
     "providers",
     "requests_x",
     "request_attempts",
-    "correlation",
+    "client_exchanges",
+    "own_traffic",
     "true_head",
     "block_produced_at",
     "head_checks",
     "ws_checks",
     "ws_resubscribes",
     "breaker",
+    "expect_s",
+    "unrescued",
+    "hung_calls",
+    "retry_storms",
+    "retry_after_breaches",
+    "provider_return",
+    "rss_per_call",
     "success_by_second",
     "impact",
     "rate_steps",
@@ -60,7 +70,22 @@ DERIVED = (
 )
 # Tables analysis reads whose producer may not write them yet: created empty with this
 # shape when shards.SCHEMAS does not define them, so that every query still runs.
-EXPECTED_TABLES: dict[str, dict[str, str]] = {}
+EXPECTED_TABLES: dict[str, dict[str, str]] = {
+    # The runner's host-jitter probe (scenarios/collectors.py); runs recorded before it
+    # existed have none.
+    "host_jitter": {
+        "t": "BIGINT",
+        "interval_ns": "BIGINT",
+        "samples": "INTEGER",
+        "oversleep_p50_ns": "BIGINT",
+        "oversleep_p99_ns": "BIGINT",
+        "oversleep_max_ns": "BIGINT",
+    },
+}
+# Provider behaviours (providers/behaviour.py) that leave a mock healthy: only its
+# latency. One with an error rate, a rate limit, a lagging head or unsupported methods
+# fails calls by design, so a router may rightly avoid it.
+HEALTHY_BEHAVIOURS = frozenset({"seed", "latency"})
 # Analysis parameters, overridable in scenario.json under "analysis" (in seconds).
 DEFAULT_SETTINGS = {
     # How long after a fault ends its effects are still attributed to it (phase
@@ -166,6 +191,42 @@ def _planned_faults(con: duckdb.DuckDBPyConnection, spec: dict) -> None:
         con.executemany("INSERT INTO planned_faults VALUES (?, ?, ?, ?, ?)", rows)
 
 
+def _expect(con: duckdb.DuckDBPyConnection, spec: dict) -> None:
+    """`expect`: the router profile, every expectation with its value and whether the
+    scenario declared it (analysis/expect.py)."""
+    # The runner records every value, resolved, and the names the scenario declared
+    # beside them (`expect_declared`); a hand-written scenario.json may hold only what
+    # it declares.
+    given = spec.get("expect") or {}
+    declared = set(spec.get("expect_declared", given))
+    values = resolve_expect(given)
+    con.execute("CREATE TABLE expect (name VARCHAR, value DOUBLE, declared BOOLEAN)")
+    con.executemany(
+        "INSERT INTO expect VALUES (?, ?, ?)",
+        [(name, values[name], name in declared) for name in EXPECTATIONS],
+    )
+
+
+def _scenario_providers(con: duckdb.DuckDBPyConnection, spec: dict) -> None:
+    """`scenario_providers`: every provider of the scenario (also those that never got
+    an exchange: the idle backups of a priority router) and whether it is healthy when
+    no fault acts on it."""
+    con.execute("CREATE TABLE scenario_providers (provider VARCHAR, healthy BOOLEAN)")
+    rows = []
+    for p in spec.get("providers") or []:
+        if isinstance(p, dict) and p.get("name"):
+            behaviour = p.get("behaviour") or {}
+            rows.append((p["name"], set(behaviour) <= HEALTHY_BEHAVIOURS))
+    if rows:
+        con.executemany("INSERT INTO scenario_providers VALUES (?, ?)", rows)
+    # Without a provider list (a run from before scenario.json had one), those seen.
+    con.execute(
+        "INSERT INTO scenario_providers SELECT DISTINCT provider, true FROM upstream"
+        " WHERE provider IS NOT NULL"
+        " AND provider NOT IN (SELECT provider FROM scenario_providers)"
+    )
+
+
 def _mode(con: duckdb.DuckDBPyConnection) -> str:
     return con.execute("SELECT mode FROM correlation").fetchall()[0][0]
 
@@ -191,8 +252,8 @@ def build(run_dir: Path) -> tuple[duckdb.DuckDBPyConnection, Path]:
 
     Raises:
         FileNotFoundError: `run_dir` is not a directory.
-        ValueError: scenario.json names an unknown analysis setting, or a shard's header
-            does not match its table.
+        ValueError: scenario.json names an unknown analysis setting or expectation, or a
+            shard's header does not match its table.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -216,13 +277,18 @@ def build(run_dir: Path) -> tuple[duckdb.DuckDBPyConnection, Path]:
         _runs_row(con, run_dir, spec)
         _settings(con, spec)
         _planned_faults(con, spec)
+        _expect(con, spec)
+        _scenario_providers(con, spec)
         for name in DERIVED:
-            con.execute(query(name))
-            if name in MATERIALISED:
-                materialise(con)
-            if name == "correlation" and _mode(con) == "time_window":
-                # The router strips tags: attribute exchanges by time instead.
+            if name == "attempt_source" and _mode(con) == "time_window":
+                # The router strips or rewrites tags: attribute exchanges by time. Chosen
+                # before anything reads attempt_source, so that every connection (this
+                # one, with its materialised tables, and any opened later) sees one
+                # attribution.
                 con.execute(query("attempt_source_by_time"))
+            else:
+                con.execute(query(name))
+            if name in MATERIALISED:
                 materialise(con)
     except BaseException:
         con.close()

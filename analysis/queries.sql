@@ -26,6 +26,7 @@ SELECT fault_id,
        any_value(planned_end) AS planned_end,
        min(t) FILTER (WHERE event = 'start') AS actual_start,
        max(t) FILTER (WHERE event = 'end') AS actual_end,
+       any_value(match) AS match,
        -- The fault as specified; a schedule may cut one spec into several windows.
        coalesce(any_value(spec_id), fault_id) AS spec_id
 FROM fault_events
@@ -104,21 +105,40 @@ SELECT u.*, r.worker, r.seq,
        row_number() OVER (PARTITION BY u.tag ORDER BY u.t_request, u.flow_id) AS attempt
 FROM upstream u JOIN requests r ON r.tag = u.tag;
 
+-- name: correlation
+-- How exchanges are attributed to client requests, decided before any attribution is
+-- built: `coverage` is the share of upstream exchanges whose tag is a client request's;
+-- `mode` is `tag`, or `time_window` when coverage is under `settings.correlation_min`
+-- (the router strips or rewrites tags: see attempt_source_by_time).
+CREATE OR REPLACE TABLE correlation AS
+WITH e AS (
+    SELECT count(*) AS exchanges,
+           count(*) FILTER (WHERE tag IN (SELECT tag FROM requests)) AS tagged
+    FROM upstream
+)
+SELECT coalesce(tagged / nullif(exchanges, 0), 0) AS coverage,
+       CASE WHEN exchanges > 0 AND coalesce(tagged / exchanges, 0) < s.correlation_min
+            THEN 'time_window' ELSE 'tag' END AS mode
+FROM e, settings s;
+
 -- name: attempt_source
 -- The upstream exchanges attributed to a client request, with that request's tag: by
 -- the correlation tag (every exchange that carries one; requests_x keeps those whose
--- tag matches a request).
+-- tag matches a request). Built once, as this or attempt_source_by_time, according to
+-- correlation.mode.
 CREATE OR REPLACE VIEW attempt_source AS
-SELECT tag, provider, outcome, t_request, t_response FROM upstream WHERE tag IS NOT NULL;
+SELECT tag, provider, outcome, t_request, t_response, flow_id, fault_id
+FROM upstream WHERE tag IS NOT NULL;
 
 -- name: attempt_source_by_time
 -- The time-window fallback, used when under half of the upstream exchanges carry a
 -- client's tag (the router strips them): each exchange goes to the client request of
 -- the same method sent most recently before it, if that request was still waiting for
 -- its answer. With several requests of one method in flight at once this can pick the
--- wrong one of them; the reports label every figure made this way.
+-- wrong one of them; the reports label every figure made this way. An exchange that
+-- falls in no client call's span (a health probe between calls) is the router's own.
 CREATE OR REPLACE VIEW attempt_source AS
-SELECT r.tag, u.provider, u.outcome, u.t_request, u.t_response
+SELECT r.tag, u.provider, u.outcome, u.t_request, u.t_response, u.flow_id, u.fault_id
 FROM upstream u ASOF JOIN requests r ON r.method = u.method AND u.t_request >= r.t_sent
 WHERE u.t_request <= r.t_done;
 
@@ -274,20 +294,43 @@ SELECT *, (t_resubscribed - t_disconnect) / 1e6 AS resubscribe_ms FROM (
     FROM ws_sessions d WHERE d.event = 'disconnect'
 );
 
+-- name: client_exchanges
+-- The upstream exchanges attributed to a client call (see attempt_source), with the
+-- call's worker and seq. Every other exchange is the router's own traffic (health
+-- probes, head polls, backfill: see own_traffic), which route-away, wasted-attempt and
+-- come-back figures never count as traffic sent for clients.
+CREATE OR REPLACE VIEW client_exchanges AS
+SELECT s.*, r.worker, r.seq, r.method AS client_method
+FROM attempt_source s JOIN requests_x r USING (tag);
+
+-- name: own_traffic
+-- Per provider, the exchanges no client call is attributed to: the router's own
+-- traffic, reported apart.
+CREATE OR REPLACE TABLE own_traffic AS
+SELECT u.provider, count(*) AS exchanges,
+       string_agg(DISTINCT coalesce(u.method, '?'), ',' ORDER BY coalesce(u.method, '?'))
+           AS methods
+FROM upstream u
+ANTI JOIN client_exchanges c
+  ON c.provider = u.provider AND c.flow_id = u.flow_id AND c.t_request = u.t_request
+GROUP BY u.provider;
+
 -- name: breaker
--- Per fault, how the router treated the faulted provider. `stop_ms`: from the fault's
--- start to the last exchange before the first pause of at least
--- `settings.breaker_gap_ns` in traffic to that provider (the router stopped sending:
--- its breaker opened); NULL when traffic never paused during the fault.
--- `wasted_attempts`: exchanges sent to it from the fault's start to that moment (all of
--- the fault's when it never stopped). `probes`: exchanges to it after it stopped and
--- before the fault ended. `return_ms`: from the fault's end to the first successful
--- exchange with it (NULL when traffic never came back before the run ended).
+-- Per fault, how the router treated the faulted provider with client calls (its own
+-- probes are left out: a router whose health check keeps probing a dead provider has
+-- still routed away). `stop_ms`: from the fault's start to the last client exchange
+-- before the first pause of at least `settings.breaker_gap_ns` in client traffic to
+-- that provider (the router stopped sending: its breaker opened); NULL when traffic
+-- never paused during the fault. `wasted_attempts`: client exchanges sent to it from the
+-- fault's start to that moment (all of the fault's when it never stopped). `probes`:
+-- client exchanges to it after it stopped and before the fault ended. `return_ms`: from
+-- the fault's end to the first successful client exchange with it (NULL when traffic
+-- never came back before the run ended).
 CREATE OR REPLACE TABLE breaker AS
 WITH ex AS (
     SELECT f.fault_id, u.t_request, u.outcome,
            lead(u.t_request) OVER (PARTITION BY f.fault_id ORDER BY u.t_request) AS next_t
-    FROM fault_windows f JOIN upstream u
+    FROM fault_windows f JOIN client_exchanges u
       ON u.provider = f.provider
      AND ((u.t_request >= f.t_from AND u.t_request < f.t_to)
           -- An exchange received a moment before the recorded start and hit by the
@@ -302,14 +345,134 @@ stopped AS (
     GROUP BY ex.fault_id
 )
 SELECT f.fault_id, f.provider, f.kind,
-       CASE WHEN st.t_stop < f.t_from THEN 0 ELSE st.t_stop - f.t_from END / 1e6 AS stop_ms,
+       -- No client call reached it in the fault at all: it had stopped before.
+       CASE WHEN NOT EXISTS (SELECT 1 FROM ex WHERE ex.fault_id = f.fault_id) THEN 0
+            WHEN st.t_stop < f.t_from THEN 0 ELSE st.t_stop - f.t_from END / 1e6 AS stop_ms,
        (SELECT count(*) FROM ex WHERE ex.fault_id = f.fault_id
           AND ex.t_request <= coalesce(st.t_stop, f.t_to)) AS wasted_attempts,
        (SELECT count(*) FROM ex WHERE ex.fault_id = f.fault_id
           AND ex.t_request > st.t_stop) AS probes,
-       ((SELECT min(u.t_request) FROM upstream u WHERE u.provider = f.provider
+       ((SELECT min(u.t_request) FROM client_exchanges u WHERE u.provider = f.provider
            AND u.t_request >= f.t_to AND u.outcome = 'ok') - f.t_to) / 1e6 AS return_ms
 FROM fault_windows f LEFT JOIN stopped st USING (fault_id);
+
+-- ===================================================================================
+-- Invariants: what every correct router does, whatever its policy (zero tolerance,
+-- counted per call; each has a `.witnesses` query listing the calls that broke it)
+-- ===================================================================================
+
+-- name: expect_s
+-- The router profile's value `n` (analysis/expect.py: declared, else its default).
+CREATE OR REPLACE MACRO expect_s(n) AS (SELECT value FROM expect WHERE name = n);
+
+-- name: unrescued
+-- Client calls that failed (an error or no answer; a wrong answer is wrong_answers')
+-- although some provider was healthy for the whole call and the router never tried it
+-- for that call: no failover. Healthy: no fault window on it from `expect.come_back_s`
+-- before the call was sent to its end (a router may keep avoiding a provider that
+-- failed that recently: its breaker is still open), and no misbehaviour of its own in
+-- the scenario (a mock's error rate or rate limit). `untried` lists those providers.
+CREATE OR REPLACE TABLE unrescued AS
+WITH failed AS (
+    SELECT tag, worker, seq, method, transport, t_intended, t_sent, t_done, outcome,
+           attempts, providers, served_by
+    FROM requests_x WHERE outcome NOT IN ('ok', 'invalid')
+),
+healthy AS (
+    SELECT f.tag, p.provider FROM failed f, scenario_providers p
+    WHERE p.healthy AND NOT EXISTS (
+        SELECT 1 FROM fault_windows w
+        WHERE w.provider = p.provider AND w.t_from < f.t_done
+          AND w.t_to + CAST(expect_s('come_back_s') * 1e9 AS BIGINT) > f.t_sent)
+),
+untried AS (
+    SELECT h.tag, list(h.provider ORDER BY h.provider) AS untried
+    FROM healthy h
+    WHERE NOT EXISTS (SELECT 1 FROM client_exchanges c
+                      WHERE c.tag = h.tag AND c.provider = h.provider)
+    GROUP BY h.tag
+)
+SELECT f.*, u.untried FROM failed f JOIN untried u USING (tag);
+
+-- name: hung_calls
+-- Client calls answered later than the router's declared deadline
+-- (`expect.request_timeout_s` + `expect.hung_margin_s`, from the actual send), or never
+-- (the client gave up: outcome `timeout`).
+CREATE OR REPLACE TABLE hung_calls AS
+SELECT tag, worker, seq, method, transport, t_intended, t_sent, t_done, outcome,
+       attempts, providers, served_by, (t_done - t_sent) / 1e6 AS service_ms
+FROM requests_x
+WHERE outcome = 'timeout'
+   OR t_done - t_sent > CAST((expect_s('request_timeout_s') + expect_s('hung_margin_s'))
+                             * 1e9 AS BIGINT);
+
+-- name: retry_storms
+-- Per client call and provider, failed attempts over `expect.max_attempts_per_provider`:
+-- a retry storm on one failing provider. Failed attempts only: a router that splits a
+-- batch into single calls, or hedges, sends several successful ones, and attribution by
+-- time may put two calls' successful exchanges on one. Only calls with that many
+-- repeated attempts in requests_x are grouped again, so this stays cheap on millions of
+-- calls.
+CREATE OR REPLACE TABLE retry_storms AS
+SELECT c.tag, c.provider, count(*) AS attempts,
+       count(*) FILTER (WHERE c.outcome <> 'ok') AS failed_attempts,
+       min(c.t_request) AS t_first, max(c.t_request) AS t_last,
+       list(c.outcome ORDER BY c.t_request) AS outcomes
+FROM client_exchanges c
+WHERE c.tag IN (SELECT tag FROM requests_x
+                WHERE retries_same_provider >= expect_s('max_attempts_per_provider'))
+GROUP BY c.tag, c.provider
+HAVING count(*) FILTER (WHERE c.outcome <> 'ok') > expect_s('max_attempts_per_provider');
+
+-- name: retry_after_breaches
+-- Client attempts sent to a provider inside the Retry-After of a rate-limit answer it
+-- had given (the fault's `Retry-After` header; 1 s when it has none). An attempt
+-- within 100 ms of that answer is the router's in-flight work, not a breach: far above
+-- a router's time to read a 429, far below any Retry-After.
+CREATE OR REPLACE TABLE retry_after_breaches AS
+WITH lim AS (
+    SELECT u.provider, u.t_response AS t_limited,
+           coalesce(TRY_CAST(json_extract_string(c.params, '$.headers."Retry-After"')
+                             AS DOUBLE), 1.0) AS retry_after_s
+    FROM upstream u JOIN chaos_events c ON c.fault_id = u.fault_id
+    WHERE c.kind = 'rate_limit' AND u.t_response IS NOT NULL
+)
+SELECT x.tag, x.provider, x.t_request, l.t_limited, l.retry_after_s
+FROM client_exchanges x ASOF JOIN lim l
+  ON l.provider = x.provider AND x.t_request >= l.t_limited + 100000000
+WHERE x.t_request < l.t_limited + CAST(l.retry_after_s * 1e9 AS BIGINT);
+
+-- name: provider_return
+-- Per provider with a fault acting on its calls (WebSocket-only faults are left out: a
+-- router that moved its subscription owes no return), after its last fault window:
+-- `before_fault` client exchanges before its first fault, `t_back` the first
+-- successful client exchange after the last one ended, `tail_s` how long the load went
+-- on after it, `come_back_s` how long it took (the tail when it never came back).
+-- `judged`: it carried client traffic before (the idle backups of a priority router
+-- are not judged). `abandoned`: judged, never served a client call again, and the load
+-- went on longer than `expect.come_back_s` after the fault (a breaker that never
+-- closes).
+CREATE OR REPLACE TABLE provider_return AS
+WITH f AS (
+    SELECT provider, min(t_from) AS first_from, max(t_to) AS last_to
+    FROM fault_windows WHERE kind NOT LIKE 'ws\_%' ESCAPE '\' GROUP BY provider
+),
+c AS (
+    SELECT f.*,
+           (SELECT count(*) FROM client_exchanges x
+            WHERE x.provider = f.provider AND x.t_request < f.first_from) AS before_fault,
+           (SELECT min(x.t_request) FROM client_exchanges x
+            WHERE x.provider = f.provider AND x.t_request >= f.last_to AND x.outcome = 'ok')
+               AS t_back
+    FROM f
+)
+SELECT c.provider, c.first_from, c.last_to, c.before_fault, c.t_back,
+       (w.t_end - c.last_to) / 1e9 AS tail_s,
+       (coalesce(c.t_back, w.t_end) - c.last_to) / 1e9 AS come_back_s,
+       c.before_fault > 0 AS judged,
+       c.before_fault > 0 AND c.t_back IS NULL
+           AND (w.t_end - c.last_to) / 1e9 >= expect_s('come_back_s') AS abandoned
+FROM c, run_window w;
 
 -- name: success_by_second
 -- Client requests per one-second bucket of intended send time (bucket 0 starts at t0):
@@ -421,17 +584,6 @@ SELECT max(t_done - t_intended) / 1e6 AS value FROM requests_x;
 -- name: upstream_exchanges
 SELECT count(*) AS value FROM upstream;
 
--- name: correlation
--- How exchanges were attributed to client requests: `coverage` is the share of upstream
--- exchanges whose tag matches a client request; `mode` is `tag`, or `time_window` when
--- coverage is under `settings.correlation_min` (see attempt_source_by_time).
-CREATE OR REPLACE TABLE correlation AS
-SELECT coalesce(tagged / nullif(exchanges, 0), 0) AS coverage,
-       CASE WHEN exchanges > 0 AND coalesce(tagged / exchanges, 0) < s.correlation_min
-            THEN 'time_window' ELSE 'tag' END AS mode
-FROM (SELECT (SELECT count(*) FROM upstream) AS exchanges,
-             (SELECT coalesce(sum(attempts), 0) FROM request_attempts) AS tagged), settings s;
-
 -- name: correlation_coverage
 -- Share of upstream exchanges whose tag matches a client request.
 SELECT coverage AS value FROM correlation;
@@ -537,6 +689,156 @@ SELECT coalesce(sum(wasted_attempts), 0) AS value FROM breaker;
 -- The longest client-visible impact of any fault (see impact).
 SELECT max(impact_ms) AS value FROM impact;
 
+-- name: unrescued_failures
+-- Client calls that failed with a healthy provider untried (see unrescued).
+SELECT count(*) AS value FROM unrescued;
+
+-- name: unrescued_failures.witnesses
+SELECT tag, method, transport, round((t_intended - (SELECT t_start FROM run_window)) / 1e9, 3)
+           AS at_s, outcome, attempts, served_by AS last_provider, untried,
+       round((t_done - t_intended) / 1e6, 1) AS latency_ms
+FROM unrescued ORDER BY t_intended;
+
+-- name: wrong_answers
+-- Client calls answered with a result that contradicts the chain's truth (a forged
+-- value, a `null` where a value exists, a batch element carrying another's answer):
+-- worse than an error, counted apart from errors.
+SELECT count(*) AS value FROM requests_x WHERE outcome = 'invalid';
+
+-- name: wrong_answers.witnesses
+SELECT tag, method, transport, round((t_intended - (SELECT t_start FROM run_window)) / 1e9, 3)
+           AS at_s, batch_size, error
+FROM requests WHERE outcome = 'invalid' ORDER BY t_intended;
+
+-- name: hung_call_count
+-- Client calls answered past the router's declared deadline, or never (see hung_calls).
+SELECT count(*) AS value FROM hung_calls;
+
+-- name: hung_call_count.witnesses
+SELECT tag, method, transport, round((t_intended - (SELECT t_start FROM run_window)) / 1e9, 3)
+           AS at_s, outcome, attempts, served_by AS last_provider,
+       round(service_ms, 1) AS service_ms
+FROM hung_calls ORDER BY service_ms DESC;
+
+-- name: retry_storm_calls
+-- Client calls that failed on one provider more than `expect.max_attempts_per_provider`
+-- times (see retry_storms).
+SELECT count(DISTINCT tag) AS value FROM retry_storms;
+
+-- name: retry_storm_calls.witnesses
+SELECT tag, provider, attempts, failed_attempts,
+       round((t_first - (SELECT t_start FROM run_window)) / 1e9, 3) AS first_at_s,
+       round((t_last - t_first) / 1e6, 1) AS over_ms, outcomes
+FROM retry_storms ORDER BY attempts DESC, t_first;
+
+-- name: retry_after_breach_count
+-- Client attempts sent inside a Retry-After (see retry_after_breaches).
+SELECT count(*) AS value FROM retry_after_breaches;
+
+-- name: retry_after_breach_count.witnesses
+SELECT tag, provider, round((t_request - (SELECT t_start FROM run_window)) / 1e9, 3) AS at_s,
+       round((t_request - t_limited) / 1e9, 3) AS after_limit_s, retry_after_s
+FROM retry_after_breaches ORDER BY t_request;
+
+-- name: abandoned_providers
+-- Providers that carried client traffic before their fault and never again after it,
+-- with the load going on past `expect.come_back_s` (see provider_return).
+SELECT count(*) AS value FROM provider_return WHERE abandoned;
+
+-- name: abandoned_providers.witnesses
+SELECT provider, before_fault AS calls_before_fault,
+       round((last_to - (SELECT t_start FROM run_window)) / 1e9, 3) AS fault_ended_at_s,
+       round(tail_s, 1) AS load_after_fault_s
+FROM provider_return WHERE abandoned ORDER BY provider;
+
+-- name: heads_backwards.witnesses
+SELECT worker, seq, method, round((t_intended - (SELECT t_start FROM run_window)) / 1e9, 3)
+           AS at_s, result_block, seen_max AS already_answered
+FROM head_checks WHERE backwards ORDER BY t_intended;
+
+-- ===================================================================================
+-- Policy figures (measured always; the built-ins judge them against `expect`)
+-- ===================================================================================
+
+-- name: route_away_max_s
+-- The longest a router kept sending client calls to a provider after a fault began
+-- (see breaker; the fault's length when it never stopped), over the faults acting on
+-- calls.
+SELECT max(coalesce(b.stop_ms, (f.t_to - f.t_from) / 1e6)) / 1e3 AS value
+FROM breaker b JOIN fault_windows f USING (fault_id) WHERE f.kind NOT LIKE 'ws\_%' ESCAPE '\';
+
+-- name: route_away_max_s.witnesses
+SELECT b.fault_id, b.provider, b.kind, round(b.stop_ms / 1e3, 3) AS stopped_after_s,
+       round((f.t_to - f.t_from) / 1e9, 3) AS fault_s, b.wasted_attempts
+FROM breaker b JOIN fault_windows f USING (fault_id)
+WHERE f.kind NOT LIKE 'ws\_%' ESCAPE '\'
+ORDER BY coalesce(b.stop_ms, (f.t_to - f.t_from) / 1e6) DESC;
+
+-- name: wasted_attempts_max
+-- The most client attempts one fault window drew before the router routed away.
+SELECT coalesce(max(wasted_attempts), 0) AS value FROM breaker;
+
+-- name: wasted_attempts_max.witnesses
+SELECT fault_id, provider, kind, wasted_attempts, round(stop_ms / 1e3, 3) AS stopped_after_s
+FROM breaker ORDER BY wasted_attempts DESC;
+
+-- name: come_back_max_s
+-- The longest a provider that carried client traffic before its fault took to serve a
+-- client again after its last fault (the rest of the load when it never did).
+SELECT max(come_back_s) AS value FROM provider_return WHERE judged;
+
+-- name: come_back_max_s.witnesses
+SELECT provider, round(come_back_s, 3) AS come_back_s, t_back IS NOT NULL AS came_back,
+       round(tail_s, 1) AS load_after_fault_s
+FROM provider_return WHERE judged ORDER BY come_back_s DESC;
+
+-- name: own_exchanges
+-- Upstream exchanges no client call is attributed to: the router's own traffic.
+SELECT coalesce(sum(exchanges), 0) AS value FROM own_traffic;
+
+-- name: rss_per_call
+-- Memory growth of the system under test per client call it served: least-squares
+-- slope of its resident memory (KB) against the calls answered so far, over its samples
+-- from `warmup_s` after t0, with the slope's standard error, r² and sample count.
+-- `low95` (slope - 2 SE) is what the leak check judges: growth shown with confidence,
+-- not allocator noise.
+CREATE OR REPLACE MACRO rss_per_call(warmup_s) AS TABLE
+WITH s AS (
+    SELECT t, sum(rss) / 1e3 AS rss_kb FROM system
+    WHERE role = 'sut' AND t >= (SELECT t_start FROM run_window) + warmup_s * 1e9
+      AND t <= (SELECT t_end FROM run_window)
+    GROUP BY t
+),
+c AS (SELECT t_done, row_number() OVER (ORDER BY t_done) AS n FROM requests_x),
+x AS (SELECT s.t, s.rss_kb, coalesce(c.n, 0) AS n FROM s ASOF LEFT JOIN c ON c.t_done <= s.t),
+fit AS (
+    SELECT regr_slope(rss_kb, n) AS slope, regr_r2(rss_kb, n) AS r2,
+           regr_count(rss_kb, n) AS samples, regr_sxx(rss_kb, n) AS sxx,
+           regr_syy(rss_kb, n) AS syy
+    FROM x
+)
+SELECT slope AS kb_per_call,
+       CASE WHEN samples > 2 AND sxx > 0
+            THEN sqrt(greatest(syy * (1 - coalesce(r2, 0)), 0) / (samples - 2) / sxx) END
+           AS stderr,
+       r2, samples
+FROM fit;
+
+-- name: rss_kb_per_call
+SELECT kb_per_call AS value FROM rss_per_call(5);
+
+-- name: rss_kb_per_call_low95
+-- The lower end of the slope's 95% interval (see rss_per_call), after 5 s of warm-up.
+SELECT kb_per_call - 2 * coalesce(stderr, 0) AS value FROM rss_per_call(5);
+
+-- name: host_jitter_p99_ms
+-- Host preemption while the load ran: the runner's probe oversleeps a 10 ms sleep by
+-- this much (p99 of its per-second p99s). 0 when it recorded none.
+SELECT coalesce(quantile_cont(oversleep_p99_ns, 0.99) / 1e6, 0) AS value FROM host_jitter;
+
+-- name: host_jitter_max_ms
+SELECT coalesce(max(oversleep_max_ns) / 1e6, 0) AS value FROM host_jitter;
+
 -- name: faults_planned
 SELECT count(*) AS value FROM planned_faults;
 
@@ -545,20 +847,66 @@ SELECT count(*) AS value FROM planned_faults;
 -- ===================================================================================
 
 -- name: faults_not_applied
--- Scheduled faults that did not happen: a fault of the scenario's plan with no window
--- that started, or a recorded fault window that touched no exchange (HTTP, or a
--- WebSocket notification) although it was the deciding fault or one of those acting.
-WITH windows AS (SELECT fault_id, spec_id, actual_start FROM chaos_events)
+-- Faults the instrument failed to arm or apply: a fault of the scenario's plan with no
+-- window that started (the proxy never armed it), or a window that met traffic on its
+-- provider (an exchange the proxy received in it, or a WebSocket notification it
+-- passed) and touched none of it. A window that met no traffic, because the router
+-- sent that provider none (its breaker was open, it had moved its subscription away),
+-- is evidence about the router and shows in its traffic share and come-back figures:
+-- never a failure of the instrument. Windows of a fault with a matcher (methods, a
+-- probability) are judged only on what they touched, as the traffic they should have
+-- met cannot be told from here.
+WITH windows AS (
+    SELECT fault_id, spec_id, provider, actual_start,
+           coalesce(actual_end, (SELECT t_end FROM run_window)) AS actual_end,
+           coalesce(match, 'null') = 'null' AS matches_all
+    FROM chaos_events
+),
+touched AS (
+    SELECT w.fault_id FROM windows w
+    WHERE EXISTS (SELECT 1 FROM upstream u WHERE u.fault_id = w.fault_id)
+       OR EXISTS (SELECT 1 FROM upstream u WHERE u.fault_ids IS NOT NULL
+                    AND list_contains(string_split(u.fault_ids, ','), w.fault_id))
+       OR EXISTS (SELECT 1 FROM upstream_ws x WHERE x.fault_id = w.fault_id)
+),
+met AS (
+    SELECT w.fault_id FROM windows w
+    WHERE EXISTS (SELECT 1 FROM upstream u WHERE u.provider = w.provider
+                    AND u.t_request >= w.actual_start AND u.t_request < w.actual_end)
+       OR EXISTS (SELECT 1 FROM upstream_ws x WHERE x.provider = w.provider
+                    AND x.t >= w.actual_start AND x.t < w.actual_end)
+)
 SELECT (SELECT count(*) FROM planned_faults p
         WHERE NOT EXISTS (SELECT 1 FROM windows w WHERE w.actual_start IS NOT NULL
                             AND (w.spec_id = p.fault_id OR w.fault_id = p.fault_id)))
      + (SELECT count(*) FROM windows w
         WHERE w.actual_start IS NULL
-           OR (NOT EXISTS (SELECT 1 FROM upstream u WHERE u.fault_id = w.fault_id)
-               AND NOT EXISTS (SELECT 1 FROM upstream u WHERE u.fault_ids IS NOT NULL
-                                 AND list_contains(string_split(u.fault_ids, ','), w.fault_id))
-               AND NOT EXISTS (SELECT 1 FROM upstream_ws x WHERE x.fault_id = w.fault_id)))
+           OR (w.matches_all AND w.fault_id IN (SELECT fault_id FROM met)
+               AND w.fault_id NOT IN (SELECT fault_id FROM touched)))
        AS value;
+
+-- name: faults_not_applied.witnesses
+WITH w AS (SELECT * FROM chaos_events)
+SELECT w.fault_id, w.provider, w.kind,
+       round((w.actual_start - (SELECT t_start FROM run_window)) / 1e9, 3) AS started_at_s,
+       (SELECT count(*) FROM upstream u WHERE u.provider = w.provider
+          AND u.t_request >= w.actual_start
+          AND u.t_request < coalesce(w.actual_end, (SELECT t_end FROM run_window)))
+           AS exchanges_in_window,
+       (SELECT count(*) FROM upstream u WHERE u.fault_id = w.fault_id) AS touched
+FROM w ORDER BY w.actual_start NULLS FIRST;
+
+-- name: faults_without_traffic
+-- Fault windows that met no traffic at all on their provider: the router sent it none
+-- (reported; evidence about the router, not an invalid run).
+SELECT count(*) AS value FROM chaos_events c
+WHERE c.actual_start IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM upstream u WHERE u.provider = c.provider
+                    AND u.t_request >= c.actual_start
+                    AND u.t_request < coalesce(c.actual_end, (SELECT t_end FROM run_window)))
+  AND NOT EXISTS (SELECT 1 FROM upstream_ws x WHERE x.provider = c.provider
+                    AND x.t >= c.actual_start
+                    AND x.t < coalesce(c.actual_end, (SELECT t_end FROM run_window)));
 
 -- name: requests_not_sent_share
 -- Calls the load generator planned but could not send (in-flight cap reached).
@@ -567,11 +915,31 @@ SELECT coalesce(sum(CAST(json_extract(detail, '$.not_sent') AS DOUBLE))
 FROM lifecycle WHERE role = 'loadgen' AND event = 'stopped';
 
 -- name: late_sends_share
--- Calls the load generator sent later than `settings.late_send_ns` after their
--- intended time, as counted by the worker itself, per planned call.
-SELECT coalesce(sum(CAST(json_extract(detail, '$.late_sends') AS DOUBLE))
-       / nullif(sum(CAST(json_extract(detail, '$.planned') AS DOUBLE)), 0), 0) AS value
-FROM lifecycle WHERE role = 'loadgen' AND event = 'stopped';
+-- Calls the load generator sent later after their intended time than the gap between
+-- two of their worker's scheduled sends (and at least 1 ms), per call sent: past that
+-- the offered load was not the one planned (bunched sends). A send a little late
+-- changes nothing measured (latency runs from the intended time); whether lateness
+-- could have flipped a latency SLO is judged apart (verdict.py, load_noise).
+WITH r AS (SELECT worker, transport, t_intended, t_sent FROM requests WHERE t_sent IS NOT NULL),
+g AS (
+    SELECT worker, transport,
+           (max(t_intended) - min(t_intended)) / nullif(count(*) - 1, 0) AS gap_ns
+    FROM r GROUP BY ALL
+)
+SELECT coalesce(avg(CASE WHEN r.t_sent - r.t_intended > greatest(1e6, coalesce(g.gap_ns, 0))
+                         THEN 1.0 ELSE 0.0 END), 0) AS value
+FROM r JOIN g USING (worker, transport);
+
+-- name: late_sends_share.witnesses
+SELECT worker, seq, tag, transport,
+       round((t_intended - (SELECT t_start FROM run_window)) / 1e9, 3) AS at_s,
+       round((t_sent - t_intended) / 1e6, 3) AS late_ms
+FROM requests WHERE t_sent - t_intended > 1e6 ORDER BY t_sent - t_intended DESC;
+
+-- name: send_lateness_p99_ms
+-- How late the load generator sent (p99 of sent minus intended time, ms).
+SELECT quantile_cont(t_sent - t_intended, 0.99) / 1e6 AS value FROM requests
+WHERE t_sent IS NOT NULL;
 
 -- name: loadgen_workers_finished
 SELECT count(*) AS value FROM lifecycle WHERE role = 'loadgen' AND event = 'stopped';
@@ -701,6 +1069,21 @@ FROM system GROUP BY ALL ORDER BY second, role;
 SELECT pow(2, floor(log2(greatest((t_done - t_intended) / 1e6, 0.001)) * 4) / 4) AS bucket_ms,
        count(*) AS requests
 FROM requests_x GROUP BY ALL ORDER BY bucket_ms;
+
+-- name: own_traffic_table
+-- The router's own traffic per provider (exchanges no client call is attributed to).
+SELECT * FROM own_traffic ORDER BY provider;
+
+-- name: provider_return_table
+-- Per faulted provider: client calls before its first fault, whether it was judged on
+-- coming back, how long that took, whether it was abandoned.
+SELECT provider, before_fault, judged, round(come_back_s, 3) AS come_back_s,
+       t_back IS NOT NULL AS came_back, round(tail_s, 1) AS tail_s, abandoned
+FROM provider_return ORDER BY provider;
+
+-- name: expect_table
+-- The router profile the run was judged against (declared, else the default).
+SELECT name, value, declared FROM expect ORDER BY name;
 
 -- name: phase_table
 -- The run's phases (s after t0).

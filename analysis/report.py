@@ -43,6 +43,9 @@ def _env(autoescape: bool) -> jinja2.Environment:
     env.filters["num"] = _num
     env.filters["pct"] = _pct
     env.filters["md"] = lambda s: str(s).replace("|", "\\|").replace("\n", " ")
+    env.filters["cell"] = _cell
+    env.filters["cell_html"] = lambda v: _cell(v).replace("\\|", "|")
+    env.filters["oneline"] = lambda s: " ".join(str(s).split())
     return env
 
 
@@ -50,6 +53,27 @@ def _json_default(value: object) -> object:
     if isinstance(value, float) and math.isnan(value):
         return None
     return str(value)
+
+
+def _cell(value: object) -> str:
+    """A witness's value in a table cell: numbers as the reports print them, lists
+    joined, pipes escaped for Markdown."""
+    if isinstance(value, bool) or value is None:
+        return "—" if value is None else str(value).lower()
+    if isinstance(value, int | float):
+        return _num(value)
+    if isinstance(value, list):
+        return ", ".join(_cell(v) for v in value)
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _witness_text(r: dict) -> str:
+    rows = r.get("witnesses") or []
+    if not rows:
+        return ""
+    lines = [f"witnesses ({len(rows)} of {r.get('witness_count')}):"]
+    lines += ["  " + ", ".join(f"{k}={_cell(v)}" for k, v in w.items()) for w in rows]
+    return "\n" + "\n".join(lines) + f"\nall witnesses:\n{r.get('witness_query', '')}"
 
 
 def _script_json(value: object) -> str:
@@ -80,6 +104,7 @@ def write_junit(data: dict, path: Path) -> Path:
                 + (f"\nworst window: {r['window']}" if r["window"] else "")
                 + (f"\nnote: {r['note']}" if r["note"] else "")
                 + f"\nquery:\n{r['query']}"
+                + _witness_text(r)
             )
             if not r["passed"]:
                 failure = ET.SubElement(

@@ -160,6 +160,17 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "labels": "VARCHAR",
         "value": "DOUBLE",
     },
+    # The runner's host-jitter probe (scenarios/jitter.py): a thread sleeping
+    # interval_ns in a loop; per wall-clock second ending at t, how much longer than
+    # asked its sleeps took (host preemption, not the router).
+    "host_jitter": {
+        "t": "BIGINT",
+        "interval_ns": "BIGINT",
+        "samples": "INTEGER",
+        "oversleep_p50_ns": "BIGINT",
+        "oversleep_p99_ns": "BIGINT",
+        "oversleep_max_ns": "BIGINT",
+    },
 }
 
 

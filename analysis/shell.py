@@ -11,7 +11,7 @@ import duckdb
 
 from .queries import query, query_names
 
-__all__ = ["EXAMPLES", "run_shell"]
+__all__ = ["EXAMPLES", "run_query", "run_shell"]
 
 # The questions router teams ask, as queries over the run database (docs/ARCHITECTURE.md).
 EXAMPLES = {
@@ -52,32 +52,75 @@ Statements end with ';'. Commands:
   .quit              leave (or end of input)"""
 
 
+# The statements whose result is rows to show. For the others (CREATE, INSERT, SET,
+# COPY, ...) DuckDB 1.x returns no relation and 2.x one with a `Count` or `Success`
+# column: showing nothing for them keeps the output the same on both.
+_ROW_STATEMENTS = frozenset({"SELECT", "EXPLAIN", "PRAGMA", "CALL", "EXECUTE"})
+
+
+def run_query(con: duckdb.DuckDBPyConnection, sql: str, max_rows: int = 100) -> str | None:
+    """Runs `sql` (one statement, or several: the last one's rows are shown) and
+    returns its rows as a text table of at most `max_rows` rows (all if `max_rows` is
+    0 or less); None for a statement without rows.
+
+    The table is drawn here rather than by DuckDB (`relation.show()`), whose drawing
+    and whose rules for a connection's open results changed between 1.x and 2.x: the
+    same query prints the same text on either.
+
+    Raises:
+        duckdb.Error: the query does not parse or bind, or fails while it runs.
+    """
+    relation = con.sql(sql)
+    if relation is None:
+        return None
+    if duckdb.extract_statements(sql)[-1].type.name not in _ROW_STATEMENTS:
+        return None
+    return _render(relation, max_rows)
+
+
 def _show(con: duckdb.DuckDBPyConnection, sql: str, out: TextIO, max_rows: int) -> None:
     try:
-        relation = con.sql(sql)
+        text = run_query(con, sql, max_rows)
     except duckdb.Error as exc:
+        # Binding fails in con.sql, a cast or a division only once rows are read: both
+        # are the user's query going wrong, not the shell.
         out.write(f"error: {exc}\n")
         return
-    if relation is not None:
-        out.write(relation.__str__() if max_rows <= 0 else _render(relation, max_rows))
-        out.write("\n")
+    if text is not None:
+        out.write(text + "\n")
 
 
 def _render(relation: duckdb.DuckDBPyRelation, max_rows: int) -> str:
     columns = relation.columns
-    rows = relation.limit(max_rows + 1).fetchall()
-    shown = rows[:max_rows]
+    limited = relation if max_rows <= 0 else relation.limit(max_rows + 1)
+    rows = limited.fetchall()
+    shown = rows if max_rows <= 0 else rows[:max_rows]
     cells = [[str(c) for c in columns]] + [
         ["NULL" if v is None else str(v) for v in row] for row in shown
     ]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    widths = [
+        max(len(line) for r in cells for line in r[i].split("\n")) for i in range(len(columns))
+    ]
+    lines = [line for r in cells for line in _lines(r, widths)]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    if len(rows) > max_rows:
+    if len(rows) > len(shown):
         lines.append(f"(first {max_rows} rows)")
     else:
         lines.append(f"({len(shown)} row{'' if len(shown) == 1 else 's'})")
     return "\n".join(lines)
+
+
+def _lines(row: list[str], widths: list[int]) -> list[str]:
+    """One row as text lines: a cell with line breaks (an EXPLAIN plan) spans several,
+    each in its own column."""
+    split = [cell.split("\n") for cell in row]
+    height = max(len(c) for c in split)
+    return [
+        "  ".join(
+            (c[i] if i < len(c) else "").ljust(w) for c, w in zip(split, widths, strict=True)
+        ).rstrip()
+        for i in range(height)
+    ]
 
 
 def _command(con: duckdb.DuckDBPyConnection, line: str, out: TextIO, max_rows: int) -> bool:

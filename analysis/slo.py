@@ -16,6 +16,7 @@ Three forms, all judged by `evaluate` into a `CheckResult` that carries its evid
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import operator
 import re
@@ -24,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 
 import duckdb
 
-from .queries import query
+from .queries import query, query_names
 
 __all__ = [
     "DEFAULT_VALIDITY",
@@ -77,10 +78,11 @@ _CLIENT = ("method", "transport", "provider")
 
 
 def _client_sql(value: str, where: str = "") -> str:
-    """A client metric's rows: `provider` is the provider that served the request."""
+    """A client metric's rows: `provider` is the provider that served the request; the
+    call's tag, outcome and attempts name it when it is listed as a witness."""
     return (
-        f"SELECT t_intended AS t, {value} AS value, method, transport, served_by AS provider"
-        f" FROM requests_x{' ' + where if where else ''}"
+        f"SELECT t_intended AS t, {value} AS value, method, transport, served_by AS provider,"
+        f" tag, outcome, attempts FROM requests_x{' ' + where if where else ''}"
     )
 
 
@@ -180,7 +182,8 @@ METRICS: dict[str, Metric] = {
             "head_lag",
             "trend",
             "blocks",
-            "SELECT t_intended AS t, lag_blocks AS value, method, transport FROM head_checks",
+            "SELECT t_intended AS t, lag_blocks AS value, method, transport, worker, seq,"
+            " result_block FROM head_checks",
             ("method", "transport"),
             "blocks an answer was behind the true head",
         ),
@@ -189,7 +192,7 @@ METRICS: dict[str, Metric] = {
             "counter",
             "",
             "SELECT t_intended AS t, CASE WHEN backwards THEN 1 ELSE 0 END AS value, method,"
-            " transport FROM head_checks",
+            " transport, worker, seq, result_block, seen_max FROM head_checks",
             ("method", "transport"),
             "answers lower than one already answered before they were sent",
         ),
@@ -198,7 +201,7 @@ METRICS: dict[str, Metric] = {
             "trend",
             "ms",
             "SELECT t_request AS t, (t_response - t_request) / 1e6 AS value, provider, method,"
-            " transport FROM upstream",
+            " transport, tag, outcome, fault_id, flow_id FROM upstream",
             _UP,
             "upstream exchange time at the proxy",
         ),
@@ -207,7 +210,7 @@ METRICS: dict[str, Metric] = {
             "rate",
             "",
             "SELECT t_request AS t, CASE WHEN outcome = 'ok' THEN 1.0 ELSE 0.0 END AS value,"
-            " provider, method, transport FROM upstream",
+            " provider, method, transport, tag, outcome, fault_id, flow_id FROM upstream",
             _UP,
             "upstream exchanges that succeeded",
         ),
@@ -216,7 +219,7 @@ METRICS: dict[str, Metric] = {
             "counter",
             "",
             "SELECT t_request AS t, CASE WHEN outcome = 'ok' THEN 0 ELSE 1 END AS value,"
-            " provider, method, transport FROM upstream",
+            " provider, method, transport, tag, outcome, fault_id, flow_id FROM upstream",
             _UP,
             "upstream exchanges that failed",
         ),
@@ -224,7 +227,8 @@ METRICS: dict[str, Metric] = {
             "upstream_exchanges",
             "counter",
             "",
-            "SELECT t_request AS t, 1 AS value, provider, method, transport FROM upstream",
+            "SELECT t_request AS t, 1 AS value, provider, method, transport, tag, outcome,"
+            " fault_id, flow_id FROM upstream",
             _UP,
             "upstream exchanges",
         ),
@@ -232,7 +236,8 @@ METRICS: dict[str, Metric] = {
             "ws_delay",
             "trend",
             "ms",
-            "SELECT t_received AS t, delay_ms AS value FROM ws_checks WHERE NOT duplicate",
+            "SELECT t_received AS t, delay_ms AS value, worker, connection, subscription,"
+            " block_number FROM ws_checks WHERE NOT duplicate",
             (),
             "WebSocket newHeads delivery delay after the block's production",
         ),
@@ -240,7 +245,8 @@ METRICS: dict[str, Metric] = {
             "ws_gap_blocks",
             "counter",
             "",
-            "SELECT t_received AS t, gap_blocks AS value FROM ws_checks",
+            "SELECT t_received AS t, gap_blocks AS value, worker, connection, subscription,"
+            " block_number FROM ws_checks",
             (),
             "blocks a subscription skipped",
         ),
@@ -248,7 +254,8 @@ METRICS: dict[str, Metric] = {
             "ws_duplicates",
             "counter",
             "",
-            "SELECT t_received AS t, CASE WHEN duplicate THEN 1 ELSE 0 END AS value FROM ws_checks",
+            "SELECT t_received AS t, CASE WHEN duplicate THEN 1 ELSE 0 END AS value, worker,"
+            " connection, subscription, block_number FROM ws_checks",
             (),
             "blocks a subscription delivered again",
         ),
@@ -256,8 +263,8 @@ METRICS: dict[str, Metric] = {
             "ws_out_of_order",
             "counter",
             "",
-            "SELECT t_received AS t, CASE WHEN out_of_order THEN 1 ELSE 0 END AS value"
-            " FROM ws_checks",
+            "SELECT t_received AS t, CASE WHEN out_of_order THEN 1 ELSE 0 END AS value,"
+            " worker, connection, subscription, block_number FROM ws_checks",
             (),
             "blocks delivered below the highest already delivered",
         ),
@@ -265,8 +272,8 @@ METRICS: dict[str, Metric] = {
             "ws_parent_breaks",
             "counter",
             "",
-            "SELECT t_received AS t, CASE WHEN parent_break THEN 1 ELSE 0 END AS value"
-            " FROM ws_checks",
+            "SELECT t_received AS t, CASE WHEN parent_break THEN 1 ELSE 0 END AS value,"
+            " worker, connection, subscription, block_number FROM ws_checks",
             (),
             "next blocks whose parent hash does not match",
         ),
@@ -301,17 +308,18 @@ METRICS: dict[str, Metric] = {
             "trend",
             "ms",
             "SELECT f.t_from AS t, coalesce(b.stop_ms, (f.t_to - f.t_from) / 1e6) AS value,"
-            " b.provider FROM breaker b JOIN fault_windows f USING (fault_id)",
+            " b.provider, fault_id, b.kind, b.wasted_attempts FROM breaker b"
+            " JOIN fault_windows f USING (fault_id)",
             ("provider",),
-            "time until the router stopped sending to a faulted provider"
+            "time until the router stopped sending client calls to a faulted provider"
             " (the fault's length when it never stopped)",
         ),
         _m(
             "wasted_attempts",
             "counter",
             "",
-            "SELECT f.t_from AS t, b.wasted_attempts AS value, b.provider"
-            " FROM breaker b JOIN fault_windows f USING (fault_id)",
+            "SELECT f.t_from AS t, b.wasted_attempts AS value, b.provider, fault_id, b.kind,"
+            " b.stop_ms FROM breaker b JOIN fault_windows f USING (fault_id)",
             ("provider",),
             "exchanges sent to a faulted provider before the router stopped",
         ),
@@ -320,8 +328,8 @@ METRICS: dict[str, Metric] = {
             "trend",
             "ms",
             "SELECT f.t_to AS t, coalesce(b.return_ms, ((SELECT t_end FROM run_window)"
-            " - f.t_to) / 1e6) AS value, b.provider FROM breaker b JOIN fault_windows f"
-            " USING (fault_id)",
+            " - f.t_to) / 1e6) AS value, b.provider, fault_id, b.kind FROM breaker b"
+            " JOIN fault_windows f USING (fault_id)",
             ("provider",),
             "time after a fault ended until the provider served again (to the run's end if never)",
         ),
@@ -364,9 +372,55 @@ class CheckResult:
     window: dict | None = None
     # Why there is no value, when there is none.
     note: str = ""
+    # When it failed: up to WITNESSES_SHOWN of the calls, exchanges or windows that broke
+    # it, how many there are in all, and the SQL that lists every one.
+    witnesses: list[dict] = field(default_factory=list)
+    witness_count: int | None = None
+    witness_query: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+# Witnesses listed per failed check in the reports; witness_query finds them all.
+WITNESSES_SHOWN = 10
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, list | tuple):
+        return [_json_value(v) for v in value]
+    if isinstance(value, int | float | str | bool) or value is None:
+        return value
+    return str(value)
+
+
+def witnesses(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[list[dict], int | None]:
+    """The first WITNESSES_SHOWN rows of `sql` (in its own order) as JSON-safe dicts,
+    and how many rows it has; ([], None) when the query fails (the check's own
+    result stands; a witness list is evidence, not the verdict)."""
+    sql = sql.strip().rstrip(";")
+    try:
+        cur = con.execute(sql)
+        columns = [d[0] for d in cur.description]
+        rows = cur.fetchmany(WITNESSES_SHOWN)
+        total = con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]
+    except duckdb.Error:
+        return [], None
+    shown = [{c: _json_value(v) for c, v in zip(columns, row, strict=True)} for row in rows]
+    return shown, int(total)
+
+
+def _with_witnesses(
+    result: CheckResult, con: duckdb.DuckDBPyConnection, sql: str | None
+) -> CheckResult:
+    if result.passed or not sql:
+        return result
+    shown, total = witnesses(con, sql)
+    return dataclasses.replace(
+        result, witnesses=shown, witness_count=total, witness_query=sql.strip().rstrip(";")
+    )
 
 
 def _passes(observed: float | None, op: str, threshold: float) -> bool:
@@ -409,7 +463,7 @@ class Check:
     def judge(self, con: duckdb.DuckDBPyConnection) -> CheckResult:
         sql = query(self.metric)
         observed = _scalar(con, sql)
-        return CheckResult(
+        result = CheckResult(
             self.name,
             self.expression,
             self.description,
@@ -418,6 +472,9 @@ class Check:
             sql,
             note="" if observed is not None else "no data",
         )
+        # A named query's witnesses are the query `<name>.witnesses`, where it has one.
+        listed = f"{self.metric}.witnesses"
+        return _with_witnesses(result, con, query(listed) if listed in query_names() else None)
 
 
 @dataclass(frozen=True)
@@ -429,6 +486,8 @@ class SqlCheck:
     op: str
     threshold: float
     description: str = ""
+    # SQL listing the rows that break it (shown when it fails), optional.
+    witnesses: str = ""
 
     def __post_init__(self) -> None:
         if self.op not in _OPS:
@@ -441,12 +500,15 @@ class SqlCheck:
         return f"{self.name}: value {self.op} {self.threshold:g}"
 
     def to_json(self) -> dict:
-        return {
+        out = {
             "name": self.name,
             "sql": self.sql,
             "expect": f"{self.op} {self.threshold:g}",
             "description": self.description,
         }
+        if self.witnesses:
+            out["witnesses"] = self.witnesses
+        return out
 
     def judge(self, con: duckdb.DuckDBPyConnection) -> CheckResult:
         try:
@@ -454,7 +516,7 @@ class SqlCheck:
             note = "" if observed is not None else "no data"
         except duckdb.Error as exc:
             observed, note = None, f"query failed: {exc}".splitlines()[0]
-        return CheckResult(
+        result = CheckResult(
             self.name,
             self.expression,
             self.description,
@@ -463,6 +525,7 @@ class SqlCheck:
             self.sql,
             note=note,
         )
+        return _with_witnesses(result, con, self.witnesses or None)
 
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)$")
@@ -556,13 +619,13 @@ class Threshold:
             return "avg(value)"
         return f"coalesce(sum(value), 0) / nullif({seconds}, 0)"
 
-    def rows_sql(self) -> str:
+    def rows_sql(self, *, every_column: bool = False) -> str:
         metric = METRICS[self.metric]
         where = []
         for key, value in self.filters:
             where.append(f"{key} = {_lit(value)}")
         cond = (" WHERE " + " AND ".join(where)) if where else ""
-        return f"SELECT t, value FROM ({metric.source}) src{cond}"
+        return f"SELECT {'*' if every_column else 't, value'} FROM ({metric.source}) src{cond}"
 
     def sql(self, intervals: Sequence[tuple[int, int]]) -> str:
         """The query, with the phase's intervals (ns) written in as literals: a plain
@@ -617,7 +680,46 @@ class Threshold:
             f"FROM w LEFT JOIN a USING (i, k) ORDER BY w.w_from"
         )
 
+    def witness_sql(self, intervals: Sequence[tuple[int, int]]) -> str | None:
+        """The rows of the metric, in the SLO's scope, that push it past its threshold:
+        a trend's values beyond it (worst first), a rate's failures, a counter's counted
+        rows. None where single rows cannot break it (a count of rows that must be
+        high enough, `!=`)."""
+        kind = METRICS[self.metric].kind
+        op, thr = self.op, self.threshold
+        if kind == "trend" and self.aggregation != "count" and op in ("<", "<=", ">", ">="):
+            bad = f"NOT (value {op} {thr!r})"
+            order = "value DESC" if op in ("<", "<=") else "value ASC"
+        elif kind == "rate" and op in (">", ">="):
+            bad, order = "value < 1", "t"
+        elif kind == "rate" and op in ("<", "<="):
+            bad, order = "value > 0", "t"
+        elif kind == "counter" and op in ("==", "<", "<="):
+            bad, order = "value > 0", "value DESC, t"
+        else:
+            return None
+        scope = ""
+        if self.phase != "run":
+            spans = list(intervals) or [(0, 0)]
+            scope = " AND (" + " OR ".join(f"(t >= {a} AND t < {b})" for a, b in spans) + ")"
+        return (
+            f"WITH r AS ({self.rows_sql(every_column=True)})\n"
+            f"SELECT round((t - (SELECT t_start FROM run_window)) / 1e9, 3) AS at_s,"
+            f" * EXCLUDE (t) FROM r WHERE {bad}{scope} ORDER BY {order}"
+        )
+
     def judge(self, con: duckdb.DuckDBPyConnection) -> CheckResult:
+        result = self._judge(con)
+        if result.passed:
+            return result
+        phases = [
+            (a, b)
+            for phase, a, b in con.execute("SELECT phase, t_from, t_to FROM phases").fetchall()
+            if phase == self.phase
+        ]
+        return _with_witnesses(result, con, self.witness_sql(phases) if phases else None)
+
+    def _judge(self, con: duckdb.DuckDBPyConnection) -> CheckResult:
         unit = METRICS[self.metric].unit
         phases: dict[str, list[tuple[int, int]]] = {}
         for phase, a, b in con.execute(
@@ -783,7 +885,14 @@ def slo_from_json(obj: object) -> SLO:
             )
         if not obj.get("name"):
             raise ValueError("a raw SQL SLO needs a name")
-        return SqlCheck(obj["name"], obj["sql"], m[1], float(m[2]), obj.get("description", ""))
+        return SqlCheck(
+            obj["name"],
+            obj["sql"],
+            m[1],
+            float(m[2]),
+            obj.get("description", ""),
+            obj.get("witnesses", ""),
+        )
     if "slo" not in obj:
         raise ValueError(f"an SLO object needs `slo` or `sql`, got keys {sorted(obj)}")
     return parse_slo(obj["slo"], obj.get("description", ""), obj.get("name", ""))
@@ -799,7 +908,12 @@ DEFAULT_VALIDITY: tuple[Check, ...] = (
     Check("requests_total", ">", 0, "the load generator recorded client requests"),
     Check("loadgen_workers_finished", ">=", 1, "a load worker ran to its end"),
     Check("loadgen_workers_unfinished", "==", 0, "every load worker recorded its end"),
-    Check("faults_not_applied", "==", 0, "every scheduled fault started and touched an exchange"),
+    Check(
+        "faults_not_applied",
+        "==",
+        0,
+        "every scheduled fault started, and touched the traffic it met",
+    ),
     Check(
         "requests_not_sent_share",
         "<=",
@@ -810,7 +924,8 @@ DEFAULT_VALIDITY: tuple[Check, ...] = (
         "late_sends_share",
         "<=",
         0.05,
-        "the load generator kept its schedule: at most 5% of planned calls sent over 1 ms late",
+        "the load generator kept its schedule: at most 5% of calls sent later than the gap"
+        " between two scheduled sends",
     ),
     Check(
         "requests_missing_share",

@@ -3,6 +3,7 @@ exit code."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ import duckdb
 from .baseline import Comparison, compare
 from .database import build, finish, materialise
 from .queries import query
-from .slo import DEFAULT_VALIDITY, SLO, CheckResult, evaluate
+from .slo import DEFAULT_VALIDITY, SLO, CheckResult, Threshold, evaluate
 
 __all__ = [
     "KEY_METRICS",
@@ -26,8 +27,10 @@ __all__ = [
 ]
 
 # 2: SLO results carry unit, window and note; metrics grew; series, phases,
-# correlation and baseline comparison added.
-REPORT_SCHEMA_VERSION = 2
+# correlation and baseline comparison added. 3: results carry their witnesses (the
+# calls and exchanges that broke them) and the query that lists them all; invariants,
+# policy figures and the router profile (`expect_table`) added.
+REPORT_SCHEMA_VERSION = 3
 
 KEY_METRICS = (
     "requests_total",
@@ -63,6 +66,23 @@ KEY_METRICS = (
     "sut_cpu_max",
     "faults_planned",
     "late_sends_share",
+    "send_lateness_p99_ms",
+    "host_jitter_p99_ms",
+    "host_jitter_max_ms",
+    # Invariants (zero for every correct router) and policy figures.
+    "unrescued_failures",
+    "wrong_answers",
+    "hung_call_count",
+    "retry_storm_calls",
+    "retry_after_breach_count",
+    "abandoned_providers",
+    "route_away_max_s",
+    "come_back_max_s",
+    "wasted_attempts_max",
+    "own_exchanges",
+    "faults_without_traffic",
+    "rss_kb_per_call",
+    "rss_kb_per_call_low95",
 )
 TABLES = (
     "outcome_breakdown",
@@ -72,6 +92,9 @@ TABLES = (
     "impact_table",
     "ws_subscriptions",
     "phase_table",
+    "own_traffic_table",
+    "provider_return_table",
+    "expect_table",
 )
 SERIES = (
     "series_requests",
@@ -155,6 +178,37 @@ def _verdict(
     return "passed", ExitCode.PASSED
 
 
+def load_noise(
+    con: duckdb.DuckDBPyConnection, slos: Sequence[SLO], results: Sequence[CheckResult]
+) -> list[CheckResult]:
+    """Validity checks for the load generator's own lateness: each latency SLO that
+    failed is judged again on service time (from the actual send). Where that passes,
+    the calls' lateness, not the router, may have failed it: the run is invalid and
+    the check names the SLO. A latency SLO that passes, or fails either way, stands."""
+    out = []
+    for slo, result in zip(slos, results, strict=True):
+        if result.passed or not isinstance(slo, Threshold) or slo.metric != "latency":
+            continue
+        sent = dataclasses.replace(slo, metric="service_time", name=f"{slo.name} (from send)")
+        again = sent.judge(con)
+        out.append(
+            CheckResult(
+                f"load_noise:{slo.name}",
+                f"{slo.name} fails from the intended send and from the actual send",
+                f"the load generator's lateness did not decide {slo.name}: judged from the"
+                " actual send it fails too",
+                again.observed,
+                not again.passed,
+                again.query,
+                again.unit,
+                note="" if not again.passed else
+                f"{slo.name} fails only when latency counts the load generator's own"
+                " lateness: its send lateness, not the router, may have decided it",
+            )
+        )
+    return out
+
+
 def judge_database(
     con: duckdb.DuckDBPyConnection,
     run_dir: Path,
@@ -166,6 +220,7 @@ def judge_database(
     """Judges an open run database (see `judge_run`)."""
     validity_results = evaluate(con, validity)
     slo_results = evaluate(con, slos)
+    validity_results += load_noise(con, slos, slo_results)
     metrics = {name: _scalar(con, name) for name in KEY_METRICS}
     tables = {name: _table(con, name) for name in TABLES}
     series = {name: _table(con, name) for name in SERIES}

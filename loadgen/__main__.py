@@ -76,7 +76,10 @@ def build_parser(
     ws.add_argument("--ws-url", help="default: the target with ws:// (same port, path /)")
     ws.add_argument("--ws-reconnect", choices=("on", "off"), default="off")
     ws.add_argument(
-        "--ws-call-interval", type=float, default=0.0, help="s between calls per client (0: none)"
+        "--ws-call-interval",
+        type=float,
+        default=0.0,
+        help="s between eth_blockNumber probes per client, on a schedule from t0 (0: none)",
     )
     return p
 

@@ -7,6 +7,7 @@ other kind: N clients, each sending its next call when the previous one ended (p
 think time); the worker runs it, since its times depend on the answers.
 
 `Share` splits one open schedule between the worker processes of a run.
+`Probes` is the fixed-interval schedule of the WebSocket call probes.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = [
     "ConstantRate",
     "LinearRamp",
     "Poisson",
+    "Probes",
     "Schedule",
     "Share",
     "Steps",
@@ -246,6 +248,31 @@ class ClosedLoop:
         _positive("duration_s", self.duration_s)
         if self.think_s < 0:
             raise ValueError(f"think_s must be >= 0, got {self.think_s}")
+
+
+@dataclass(frozen=True)
+class Probes:
+    """Probe `k` (k >= 1) is meant to be sent at `t0_ns + k * interval_ns`, whatever
+    the answers do: one probe is in flight at a time, and one that cannot go on time
+    because the previous is still waiting goes as soon as that one ends, its latency
+    counted from its own intended time (a stall shows in every probe it delayed, not
+    in one). Slots that pass while there is no socket at all are skipped (`next`)."""
+
+    t0_ns: int
+    interval_ns: int
+
+    def __post_init__(self) -> None:
+        _positive("interval_ns", self.interval_ns)
+
+    def at(self, k: int) -> int:
+        """The intended send time of probe `k`."""
+        return self.t0_ns + k * self.interval_ns
+
+    def next(self, t_ns: int, after: int = 0) -> int:
+        """The first probe after probe `after` that is not due before `t_ns` yet: the
+        next one to send on a socket opened at `t_ns`."""
+        due = -(-(t_ns - self.t0_ns) // self.interval_ns)  # ceil
+        return max(due, after + 1, 1)
 
 
 def _floats(spec: str, text: str, n: int) -> list[float]:

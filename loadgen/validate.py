@@ -4,17 +4,23 @@ A 200 carrying a JSON-RPC error is an error, and a 200 carrying a wrong answer i
 `invalid`, never a success: the id must match, the result must have the method's
 shape, and when a `Truth` is given (the mock fleet's chain), it must be true: a block
 has its true hash and parent, `eth_blockNumber` is neither ahead of the true head nor
-further behind it than `max_lag_blocks`.
+further behind it than `max_lag_blocks`, a balance, an `eth_call` result or a gas price
+is the true one at a block of that window, the chain id is the chain's.
+
+A `null` result where the chain has a value (a head, a balance, the chain id, an
+`eth_call`, a block or receipt that exists) is `invalid`: a router that swallows
+errors as null must look neither like a success nor like an ordinary error.
 
 Every answer that implies a block number (a head, a block, a receipt's block) reports
-it as `result_block`, so analysis can see heads going backwards.
+it as `result_block` (only a number in [0, 2**63): the column is a BIGINT), so
+analysis can see heads going backwards.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -35,6 +41,11 @@ _SIMPLE_ANSWER = re.compile(
 # A head this many blocks behind the true one still counts as correct: a node a couple
 # of blocks behind is normal (propagation), more is a stale answer.
 DEFAULT_MAX_LAG_BLOCKS = 2
+# Block numbers are int64 on every node (and `result_block` is a BIGINT).
+_BLOCK_LIMIT = 1 << 63
+NULL_RESULT = "null result where the chain has a value"
+# eth_getLogs answers are compared with the chain's logs over ranges up to this wide.
+_LOG_RANGE_CHECKED = 1_000
 
 
 class Truth(Protocol):
@@ -48,8 +59,17 @@ class Truth(Protocol):
         """The hash of block `n` (`0x` + 64 lower-case hex digits)."""
         ...
 
-    # Optional: `produced_at(n) -> int`, when block n was produced (epoch ns), fills
-    # ws_notifications.t_produced.
+    # Optional, each checked only when the truth has it:
+    # `produced_at(n) -> int`: when block n was produced (epoch ns), fills
+    #     ws_notifications.t_produced;
+    # `chain_id: int`: what eth_chainId answers;
+    # `balance(address, n) -> int`: the balance of `address` at block n (wei);
+    # `call_result(to, data, n) -> str`: eth_call's result at block n (hex data);
+    # `gas_price(n) -> int`: eth_gasPrice at head n (wei);
+    # `tx_block(tx_hash) -> int | None`: the canonical block of a transaction, None
+    #     for a hash the chain does not have;
+    # `logs(n) -> Sequence[dict]`: every log of canonical block n, as eth_getLogs
+    #     returns them (addresses and topics lower-case).
 
 
 # Not frozen: a frozen dataclass costs 4x as much to build, and one is built per
@@ -98,7 +118,89 @@ def _check_head(n: int, ctx: _Context, what: str) -> str | None:
 
 
 def _check_block_number(result: object, ctx: _Context) -> str | None:
-    return _quantity(result) or _check_head(int(result, 16), ctx, "head")  # type: ignore[arg-type]
+    problem = _quantity(result)
+    if problem:
+        return NULL_RESULT if result is None else problem
+    n = int(result, 16)  # type: ignore[arg-type]
+    if n >= _BLOCK_LIMIT:
+        return f"head {result:.40} is not a block number (>= 2**63)"
+    return _check_head(n, ctx, "head")
+
+
+def _state_window(tag: object, ctx: _Context) -> tuple[int, int] | None:
+    """The blocks whose state may answer a call at block `tag` between t_sent and
+    t_done: `latest` is any head of the window `_check_head` allows, a number is itself;
+    None for what is not checked (other tags, block hashes)."""
+    truth = ctx.truth
+    assert truth is not None
+    if tag == "latest" or tag == "pending":
+        return max(truth.head_at(ctx.t_sent_ns) - ctx.max_lag, 0), truth.head_at(ctx.t_done_ns)
+    if tag == "earliest":
+        return 0, 0
+    if isinstance(tag, str) and _QUANTITY.match(tag):
+        n = int(tag, 16)
+        return n, n
+    return None
+
+
+def _blocks(window: tuple[int, int]) -> str:
+    lo, hi = window
+    return f"block {hi}" if lo == hi else f"blocks {lo}-{hi}"
+
+
+def _true_value(
+    result: str, what: str, window: tuple[int, int] | None, value: Callable[[int], object]
+) -> str | None:
+    """None if `result` is `value(n)` for a block n of `window` (the newest first)."""
+    if window is None:
+        return None
+    lo, hi = window
+    for n in range(hi, lo - 1, -1):
+        if value(n) == result:
+            return None
+    return f"{what} must be {value(hi)} at {_blocks(window)}, got {result:.68}"
+
+
+def _check_chain_id(result: object, ctx: _Context) -> str | None:
+    problem = _quantity(result)
+    if problem or ctx.truth is None:
+        return NULL_RESULT if result is None else problem
+    chain_id = getattr(ctx.truth, "chain_id", None)
+    if chain_id is not None and int(result, 16) != chain_id:  # type: ignore[arg-type]
+        return f"chain id must be {hex(chain_id)}, got {result:.40}"
+    return None
+
+
+def _check_balance(result: object, ctx: _Context) -> str | None:
+    problem = _quantity(result)
+    if problem or ctx.truth is None:
+        return NULL_RESULT if result is None else problem
+    balance = getattr(ctx.truth, "balance", None)
+    params = ctx.params
+    if balance is None or len(params) < 2 or not isinstance(params[0], str):
+        return None
+    address = params[0]
+    return _true_value(
+        result,  # type: ignore[arg-type]
+        f"balance of {address[:6]}…{address[-4:]}",
+        _state_window(params[1], ctx),
+        lambda n: hex(balance(address, n)),
+    )
+
+
+def _check_gas_price(result: object, ctx: _Context) -> str | None:
+    problem = _quantity(result)
+    if problem or ctx.truth is None:
+        return NULL_RESULT if result is None else problem
+    gas_price = getattr(ctx.truth, "gas_price", None)
+    if gas_price is None:
+        return None
+    return _true_value(
+        result,  # type: ignore[arg-type]
+        "gas price",
+        _state_window("latest", ctx),
+        lambda n: hex(gas_price(n)),
+    )
 
 
 def _check_block(result: object, ctx: _Context) -> str | None:
@@ -106,11 +208,11 @@ def _check_block(result: object, ctx: _Context) -> str | None:
     if result is None:
         # A node answers null for a block it does not have yet; "latest" always exists,
         # and so does a block the truth says is older than the allowed lag.
-        if asked == "latest":
-            return "result must be the latest block, got null"
+        if asked == "latest" or asked == "earliest":
+            return f"{NULL_RESULT} (the {asked} block)"
         if ctx.truth and isinstance(asked, str) and _QUANTITY.match(asked):
             if int(asked, 16) <= ctx.truth.head_at(ctx.t_sent_ns) - ctx.max_lag:
-                return f"block {int(asked, 16)} exists, got null"
+                return f"{NULL_RESULT} (block {int(asked, 16)} exists)"
         return None
     if not isinstance(result, dict):
         return f"result must be a block object or null, got {type(result).__name__}"
@@ -118,6 +220,8 @@ def _check_block(result: object, ctx: _Context) -> str | None:
     if _quantity(number) or not isinstance(block_hash, str) or not _HASH.match(block_hash):
         return "block must carry a hex number and a 32-byte hash"
     n = int(number, 16)  # type: ignore[arg-type]
+    if n >= _BLOCK_LIMIT:
+        return f"block number {number:.40} is not a block number (>= 2**63)"
     if isinstance(asked, str) and _QUANTITY.match(asked) and int(asked, 16) != n:
         return f"block number must be {int(asked, 16)} as asked, got {n}"
     truth = ctx.truth
@@ -132,13 +236,27 @@ def _check_block(result: object, ctx: _Context) -> str | None:
     return None
 
 
-def _check_data(result: object, ctx: _Context) -> str | None:
-    if isinstance(result, str) and _DATA.match(result):
+def _check_call(result: object, ctx: _Context) -> str | None:
+    if not isinstance(result, str) or not _DATA.match(result):
+        return NULL_RESULT if result is None else f"result must be hex data, got {result!r:.80}"
+    call_result = getattr(ctx.truth, "call_result", None) if ctx.truth else None
+    params = ctx.params
+    if call_result is None or not params or not isinstance(params[0], dict):
         return None
-    return f"result must be hex data, got {result!r:.80}"
+    to, data = params[0].get("to"), params[0].get("input", params[0].get("data"))
+    if not isinstance(data, str) or not (to is None or isinstance(to, str)):
+        return None
+    return _true_value(
+        result,
+        "eth_call result",
+        _state_window(params[1] if len(params) > 1 else "latest", ctx),
+        lambda n: call_result(to, data, n),
+    )
 
 
 def _check_logs(result: object, ctx: _Context) -> str | None:
+    if result is None:
+        return NULL_RESULT
     if not isinstance(result, list):
         return f"result must be a list of logs, got {type(result).__name__}"
     for i, log in enumerate(result):
@@ -146,41 +264,99 @@ def _check_logs(result: object, ctx: _Context) -> str | None:
             return f"log {i} must be an object with a hex blockNumber"
         if ctx.truth and log.get("blockHash") != ctx.truth.block_hash(int(log["blockNumber"], 16)):
             return f"log {i} blockHash is not the true hash of its block"
+    chain_logs = getattr(ctx.truth, "logs", None) if ctx.truth else None
+    f = ctx.params[0] if ctx.params else None
+    if chain_logs is None or not isinstance(f, dict):
+        return None
+    first, last = f.get("fromBlock"), f.get("toBlock")
+    if not (isinstance(first, str) and _QUANTITY.match(first)):
+        return None  # tags and block hashes: the blocks' hashes were checked above
+    if not (isinstance(last, str) and _QUANTITY.match(last)):
+        return None
+    a, b = int(first, 16), int(last, 16)
+    if b > ctx.truth.head_at(ctx.t_sent_ns) - ctx.max_lag or b - a > _LOG_RANGE_CHECKED:  # type: ignore[union-attr]
+        return None  # blocks a provider may not have yet, or a range not worth the CPU
+    addresses, topics = f.get("address"), f.get("topics") or []
+    if isinstance(addresses, str):
+        addresses = [addresses]
+    wanted = {x.lower() for x in addresses} if isinstance(addresses, list) else None
+    expected = [
+        log
+        for n in range(a, b + 1)
+        for log in chain_logs(n)
+        if (wanted is None or log["address"] in wanted) and _topics_match(log["topics"], topics)
+    ]
+    if len(result) != len(expected):
+        return f"blocks {a}-{b} have {len(expected)} matching logs, got {len(result)}"
+    for i, (got, true) in enumerate(zip(result, expected, strict=True)):
+        if got != true:
+            return f"log {i} must be log {true['logIndex']} of block {int(true['blockNumber'], 16)}"
     return None
 
 
+def _topics_match(log_topics: list, wanted: list) -> bool:
+    """JSON-RPC topic filters: position i is null (any), a topic, or a list of them."""
+    if len(wanted) > len(log_topics):
+        return False
+    for have, want in zip(log_topics, wanted, strict=False):
+        if want is None:
+            continue
+        if isinstance(want, list):
+            if want and have not in {w.lower() for w in want if isinstance(w, str)}:
+                return False
+        elif not isinstance(want, str) or have != want.lower():
+            return False
+    return True
+
+
 def _check_receipt(result: object, ctx: _Context) -> str | None:
+    truth = ctx.truth
+    tx_block = getattr(truth, "tx_block", None) if truth else None
+    asked = ctx.params[0] if ctx.params else None
+    mined = tx_block(asked) if tx_block is not None and isinstance(asked, str) else None
     if result is None:
-        return None  # unknown or pending transaction
+        # Unknown or pending transactions have none; one mined before the allowed lag has.
+        if mined is not None and mined <= truth.head_at(ctx.t_sent_ns) - ctx.max_lag:  # type: ignore[union-attr]
+            return f"{NULL_RESULT} (its transaction is in block {mined})"
+        return None
     if not isinstance(result, dict) or _quantity(result.get("blockNumber")):
         return "receipt must be an object with a hex blockNumber, or null"
-    if ctx.truth and result.get("blockHash") != ctx.truth.block_hash(
-        int(result["blockNumber"], 16)
-    ):
+    n = int(result["blockNumber"], 16)
+    if n >= _BLOCK_LIMIT:
+        return "receipt blockNumber is not a block number (>= 2**63)"
+    if truth is None:
+        return None
+    if result.get("blockHash") != truth.block_hash(n):
         return "receipt blockHash is not the true hash of its block"
+    if tx_block is not None and (result.get("transactionHash") != asked or mined != n):
+        return f"receipt must be of {asked!s:.20}… in block {mined}, got block {n}"
     return None
 
 
 # The check of each method's result: its shape, and its truth when a Truth is given.
 _CHECKS = {
     "eth_blockNumber": _check_block_number,
-    "eth_chainId": lambda r, ctx: _quantity(r),
-    "eth_gasPrice": lambda r, ctx: _quantity(r),
-    "eth_getBalance": lambda r, ctx: _quantity(r),
+    "eth_chainId": _check_chain_id,
+    "eth_gasPrice": _check_gas_price,
+    "eth_getBalance": _check_balance,
     "eth_getBlockByNumber": _check_block,
-    "eth_call": _check_data,
+    "eth_call": _check_call,
     "eth_getLogs": _check_logs,
     "eth_getTransactionReceipt": _check_receipt,
 }
 
 
 def _implied_block(method: str, result: object) -> int | None:
+    """The block number a well-shaped answer implies, if its method returns one and it
+    fits `result_block` (a BIGINT): a forged value must never reach the column."""
     if method == "eth_blockNumber":
-        return int(result, 16)  # type: ignore[arg-type]
-    if method in ("eth_getBlockByNumber", "eth_getTransactionReceipt") and result:
+        n = int(result, 16)  # type: ignore[arg-type]
+    elif method in ("eth_getBlockByNumber", "eth_getTransactionReceipt") and result:
         key = "number" if method == "eth_getBlockByNumber" else "blockNumber"
-        return int(result[key], 16)  # type: ignore[index]
-    return None
+        n = int(result[key], 16)  # type: ignore[index]
+    else:
+        return None
+    return n if 0 <= n < _BLOCK_LIMIT else None
 
 
 def _rpc_code(error: object) -> int | None:
@@ -307,11 +483,17 @@ def judge_batch(
             continue
         c = _Context(params, ctx.truth, ctx.t_sent_ns, ctx.t_done_ns, ctx.max_lag)
         judgements.append(_judge_object(method, call_id, answer, c))
-    worst = next((j for j in judgements if j.outcome == "invalid"), None) or next(
-        (j for j in judgements if j.outcome == "rpc_error"), None
-    )
+    # Each answer was judged against the truth of ITS call (same id): answers rotated
+    # onto other ids are untrue for the calls they landed on.
+    worst = next((i for i, j in enumerate(judgements) if j.outcome == "invalid"), None)
+    if worst is None:
+        worst = next((i for i, j in enumerate(judgements) if j.outcome == "rpc_error"), None)
     blocks = [j.result_block for j in judgements if j.result_block is not None]
     top = max(blocks) if blocks else None
     if worst is not None:
-        return Judgement(worst.outcome, worst.rpc_code, worst.error, top), judgements
+        j = judgements[worst]
+        error = (
+            j.error if j.outcome == "rpc_error" else f"call {worst} ({calls[worst][0]}): {j.error}"
+        )
+        return Judgement(j.outcome, j.rpc_code, error, top), judgements
     return Judgement("ok", result_block=top), judgements

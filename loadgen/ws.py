@@ -3,7 +3,10 @@
 M clients each hold one WebSocket to the target, subscribe once (`newHeads` or
 `logs`), record every notification (`ws_notifications`) and every session event
 (`ws_sessions`), and optionally make JSON-RPC calls on the same socket (rows of
-`requests` with transport `ws`, judged like HTTP answers).
+`requests` with transport `ws`, judged like HTTP answers). Those call probes keep a
+fixed-interval schedule from t0 (`schedule.Probes`): each row's `t_intended` is its
+slot, so a stalled probe's wait shows in the latency of every probe it delayed
+(coordinated-omission-correct, as the HTTP load).
 
 Session events, one row each: `connect`, `connect_failed`, `subscribe`,
 `subscribe_failed`, `disconnect` (the server or the network ended the session:
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 import trio
 from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
 
+from .schedule import Probes
 from .validate import DEFAULT_MAX_LAG_BLOCKS, Truth, judge
 from .worker import Clock, Sink
 
@@ -125,7 +129,8 @@ class WsConfig:
     url: `ws://` URL of the system under test.
     subscriptions: kind → number of clients subscribing to it.
     reconnect: reconnect and resubscribe after a drop (else the client stops).
-    call_interval_s: each client makes an `eth_blockNumber` call this often (0: none).
+    call_interval_s: each client makes an `eth_blockNumber` call this often (0: none),
+        at t0 + k * call_interval_s (see `schedule.Probes`).
     timeout_s: a call without a reply this long after its send is a `timeout`.
     """
 
@@ -162,6 +167,7 @@ class _Client:
         sinks: tuple[Sink, Sink, Sink],
         truth: Truth | None,
         seq: Callable[[], int],
+        connect: Callable = open_websocket_url,
     ) -> None:
         self.config = config
         self.name = f"w{config.worker}-{kind}-{index}"
@@ -173,6 +179,10 @@ class _Client:
         self.pending: dict[str, tuple[trio.MemorySendChannel, int]] = {}
         self.subscription: str | None = None
         self.produced_at = getattr(truth, "produced_at", None)
+        self.connect = connect
+        interval = round(config.call_interval_s * 1e9)
+        self.probes = Probes(config.t0_ns, interval) if interval > 0 else None
+        self.last_probe = 0  # the last probe sent (its number in `probes`)
 
     def event(self, event: str, reason: str | None = None, code: int | None = None) -> None:
         self.sessions.append(
@@ -197,7 +207,7 @@ class _Client:
                 self.subscription = None
                 connected = False
                 try:
-                    async with open_websocket_url(
+                    async with self.connect(
                         self.config.url,
                         connect_timeout=SUBSCRIBE_TIMEOUT_S,
                         disconnect_timeout=1.0,
@@ -252,7 +262,7 @@ class _Client:
                 raise _SubscribeFailed(f"eth_subscribe {self.kind}: {status} {raw[:120]!r}")
             self.subscription = result
             self.event("subscribe", self.kind)
-            if self.config.call_interval_s:
+            if self.probes is not None:
                 nursery.start_soon(self.caller, ws)
 
     async def reader(self, ws) -> None:
@@ -289,9 +299,16 @@ class _Client:
                     waiter[0].send_nowait((parsed.raw, t))
 
     async def call(
-        self, ws, method: str, params: list, *, record: bool = True
+        self,
+        ws,
+        method: str,
+        params: list,
+        *,
+        record: bool = True,
+        t_intended: int | None = None,
     ) -> tuple[str, bytes, int]:
-        """Sends one call and waits for its reply; records a `requests` row."""
+        """Sends one call and waits for its reply; records a `requests` row (its
+        latency counts from `t_intended`, by default the send)."""
         seq = self.seq()
         tag = f"bt-{self.config.worker}-ws{seq}"
         body = json.dumps({"jsonrpc": "2.0", "id": tag, "method": method, "params": params})
@@ -337,7 +354,7 @@ class _Client:
                     "ws",
                     method,
                     1,
-                    t_sent,
+                    t_sent if t_intended is None else t_intended,
                     t_sent,
                     t_done,
                     outcome,
@@ -352,12 +369,19 @@ class _Client:
         return status, raw, t_done
 
     async def caller(self, ws) -> None:
-        # Calls are paced from the session's start, each at its own intended time;
-        # WS calls are a probe of the socket's health, not the open-model load.
-        interval = self.config.call_interval_s
+        # One probe at a time, each at its slot of the schedule from t0, or as soon as
+        # the previous one ended when that is later (then late, and counted from the
+        # slot). A new session starts at the next slot: none is sent without a socket.
+        probes = self.probes
+        assert probes is not None
+        k = probes.next(self.clock.now_ns(), self.last_probe)
         while True:
-            await trio.sleep(interval)
-            await self.call(ws, "eth_blockNumber", [])
+            t_intended = probes.at(k)
+            # trio's own sleep: the worker's scheduler owns the clock's precise timer.
+            await trio.sleep_until(self.clock.deadline(t_intended))
+            self.last_probe = k
+            await self.call(ws, "eth_blockNumber", [], t_intended=t_intended)
+            k += 1
 
 
 class _SubscribeFailed(Exception):
@@ -387,8 +411,10 @@ async def run_ws_clients(
     *,
     clock: Clock,
     truth: Truth | None = None,
+    connect: Callable = open_websocket_url,
 ) -> None:
-    """Runs every client from `t0_ns` for `duration_s`, then closes them."""
+    """Runs every client from `t0_ns` for `duration_s`, then closes them. `connect` is
+    trio-websocket's `open_websocket_url` (tests give a fake)."""
     # WS calls share the worker's requests shard: their seq starts far above any HTTP
     # call's, so (worker, seq) stays unique.
     counter = iter(range(WS_SEQ_BASE, 1 << 62))
@@ -406,5 +432,6 @@ async def run_ws_clients(
                     (notifications, sessions, requests),
                     truth,
                     lambda: next(counter),
+                    connect,
                 )
                 nursery.start_soon(client.run, end_ns)

@@ -21,11 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import jinja2
+import jinja2.meta
+
+from analysis.expect import resolve_expect
 from analysis.slo import SLO, Check, SqlCheck, Threshold, slo_from_json
 from chaosproxy.errors import ConfigError as ProxyConfigError
 from chaosproxy.faults import parse_faults
 from loadgen.__main__ import check_args
-from providers.remote import ProviderDef, Redactor, parse_provider
+from providers.remote import ProviderDef, Redactor, parse_provider, secrets_in_url
 
 from .errors import ConfigError
 
@@ -59,8 +63,22 @@ REFERENCE_DEFAULTS: dict[str, Any] = {
     "attempt_timeout_s": 2.0,
 }
 _PLACEHOLDERS = ("{config}", "{port}", "{run_dir}", "{python}")
-# Template variables the runner sets; an option of the same name would shadow one.
-RESERVED_OPTIONS = ("listen", "listen_host", "listen_port", "upstreams", "run_dir")
+# Template variables the runner sets (the config template's, plus `port`, `config` and
+# `python` for the command); an option of the same name would shadow one.
+RESERVED_OPTIONS = (
+    "listen", "listen_host", "listen_port", "upstreams", "run_dir", "port", "config", "python",
+)  # fmt: skip
+# A command item that expands into one or more argv items per element of a list.
+EACH_KEYS = ("each", "as", "arg", "args")
+# Jinja2 markup, removed before looking for the old single-brace placeholders.
+_JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
+# SUT options whose values are credentials (masked wherever the run writes them).
+_SECRET_OPTION = re.compile(r"(?i)(key|token|secret|passw|auth)")
+# Load kept after the last fault ends beyond come_back_s, so the come-back is judged
+# on traffic that was sent after it (one second of margin on each side).
+COME_BACK_MARGIN_S = 2.0
+# The metrics (analysis/queries.sql, analysis/slo.py) that judge a provider coming back.
+COME_BACK_METRICS = ("abandoned_providers", "come_back_max_s", "traffic_return")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,60}$")
 
 
@@ -160,7 +178,14 @@ class Sut:
         kind: `reference` | `managed` | `external`.
         options: template variables (reference: `render_config`'s keys, e.g. `failover`,
             `strategy`, `circuit_breaker`).
-        command: managed: argv; `{config}`, `{port}`, `{run_dir}`, `{python}` replaced.
+        command: managed: argv. Each item is a jinja2 template over the config
+            template's variables plus `port`, `config` (the rendered config's path) and
+            `python` (this interpreter), e.g. `"--listen=127.0.0.1:{{ port }}"`; the
+            older `{config}`, `{port}`, `{run_dir}`, `{python}` are replaced too. An
+            item `{"each": "upstreams", "as": "u", "args": ["--upstream",
+            "{{ u.name }}={{ u.url }}"]}` (or `"arg": "..."` for one) becomes those
+            items once per element of the list variable `each` (`as` defaults to
+            `item`): a list never has to be split out of one string.
         template: managed: the jinja2 config template's path (relative paths are
             resolved against the scenario file's folder by the loader).
         config_name: the rendered config's file name in the run directory.
@@ -175,11 +200,14 @@ class Sut:
             them the router is taken to use providers of its own: faults cannot reach it
             and answers are not judged against the mock chain.
         stop_grace_s: SIGTERM, then SIGKILL after this long.
+        path: the client path (`/v1/KEY`): the load, HTTP and WebSocket, goes to the
+            SUT's URL with this path instead of `/` (an external URL's path is
+            replaced by it). Treated as a key: masked in every file the run writes.
     """
 
     kind: str = "reference"
     options: Mapping[str, Any] = field(default_factory=dict)
-    command: tuple[str, ...] = ()
+    command: tuple[str | Mapping[str, Any], ...] = ()
     template: str | None = None
     config_name: str = "sut.conf"
     ready: str = "GET /health"
@@ -191,12 +219,26 @@ class Sut:
     metrics_url: str | None = None
     stop_grace_s: float = 5.0
     listen_ports: tuple[int, ...] = ()
+    path: str | None = None
 
     def __post_init__(self) -> None:
         # TOML has no null: an empty path there means "none".
-        for name in ("metrics_path", "ws_path"):
+        for name in ("metrics_path", "ws_path", "path"):
             if getattr(self, name) == "":
                 object.__setattr__(self, name, None)
+
+    def secrets(self) -> list[str]:
+        """Every credential of the SUT: keys in its URLs, its client `path`, and the
+        values of options named like a credential (`api_key`, `auth_token`, ...)."""
+        out: list[str] = []
+        for url in (self.url, self.ws_url, self.metrics_url):
+            if isinstance(url, str):
+                out += secrets_in_url(url)
+        if isinstance(self.path, str):
+            # The whole path is the key (`/KEY`, `/v1/KEY`); its key-like segments
+            # too, should the SUT's log show one without the rest.
+            out += [self.path, self.path.strip("/"), *secrets_in_url(f"http://h{self.path}")]
+        return out + _option_secrets(self.options)
 
     def check(self, where: str = "sut") -> None:
         if self.kind not in SUT_KINDS:
@@ -211,10 +253,14 @@ class Sut:
         _number(f"{where}.ready_timeout_s", self.ready_timeout_s)
         _number(f"{where}.stop_grace_s", self.stop_grace_s)
         parse_ready(self.ready, f"{where}.ready")
-        for name in ("metrics_path", "ws_path"):
+        for name in ("metrics_path", "ws_path", "path"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, str) and value.startswith("/")):
                 raise _fail(f"{where}.{name}", "must be a path starting with '/' or unset", value)
+        if self.path is not None and (re.search(r"[\s#]", self.path) or self.path == "/"):
+            raise ConfigError(
+                f"{where}.path must be a URL path without spaces or '#', other than '/'"
+            )
         if self.kind == "external":
             if not isinstance(self.url, str) or not self.url.startswith(("http://", "https://")):
                 raise _fail(
@@ -244,20 +290,23 @@ class Sut:
                     " router uses its own"
                 )
             return
-        if not self.command or not all(isinstance(a, str) and a for a in self.command):
+        if not self.command or not isinstance(self.command, tuple | list):
             raise _fail(f"{where}.command", "must be a non-empty list of strings", self.command)
         if self.template is not None and not isinstance(self.template, str):
             raise _fail(f"{where}.template", "must be a path", self.template)
-        if self.template is None and any("{config}" in a for a in self.command):
+        used: set[str] = set()
+        known = {*RESERVED_OPTIONS, *self.options, *jinja2.Environment().globals}
+        for i, item in enumerate(self.command):
+            names = _check_command_item(f"{where}.command[{i}]", item)
+            # Caught here, not when the run starts: --dry-run shows a typo too.
+            if unknown := sorted(names - known):
+                raise ConfigError(
+                    f"{where}.command[{i}] uses {unknown[0]!r}, which is neither a variable"
+                    f" of the runner nor an option (known: {', '.join(sorted(known))})"
+                )
+            used |= names
+        if self.template is None and "config" in used:
             raise ConfigError(f"{where}.command uses {{config}} but {where}.template is unset")
-        for i, arg in enumerate(self.command):
-            for brace in re.findall(r"\{[^}]*\}", arg):
-                if brace not in _PLACEHOLDERS:
-                    raise _fail(
-                        f"{where}.command[{i}]",
-                        f"may use only the placeholders {', '.join(_PLACEHOLDERS)}",
-                        arg,
-                    )
         if not _NAME.match(self.config_name):
             raise _fail(f"{where}.config_name", "must be a plain file name", self.config_name)
 
@@ -274,7 +323,7 @@ class Sut:
                 out["listen_ports"] = list(self.listen_ports)
         else:
             if self.kind == "managed":
-                out["command"] = list(self.command)
+                out["command"] = [a if isinstance(a, str) else dict(a) for a in self.command]
                 if self.template is not None:
                     out["template"] = self.template
                 out["config_name"] = self.config_name
@@ -283,7 +332,63 @@ class Sut:
         out["ready"] = self.ready
         out["ready_timeout_s"] = self.ready_timeout_s
         out["stop_grace_s"] = self.stop_grace_s
+        if self.path is not None:
+            out["path"] = self.path
         return {k: v for k, v in out.items() if v is not None}
+
+
+def _option_secrets(value: Any, secret: bool = False) -> list[str]:
+    """The string values under every option key that names a credential."""
+    if isinstance(value, Mapping):
+        out: list[str] = []
+        for k, v in value.items():
+            out += _option_secrets(v, secret or bool(_SECRET_OPTION.search(str(k))))
+        return out
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in _option_secrets(v, secret)]
+    return [value] if secret and isinstance(value, str) else []
+
+
+def _check_template(where: str, text: Any) -> set[str]:
+    """The variables a command template uses; a syntax error or a stray single-brace
+    placeholder is a ConfigError naming the item."""
+    if not isinstance(text, str) or not text:
+        raise _fail(where, "must be a non-empty string", text)
+    try:
+        names = set(jinja2.meta.find_undeclared_variables(jinja2.Environment().parse(text)))
+    except jinja2.TemplateSyntaxError as exc:
+        raise ConfigError(f"{where} is not a valid jinja2 template: {exc}") from None
+    for brace in re.findall(r"\{[^}]*\}", _JINJA.sub("", text)):
+        if brace not in _PLACEHOLDERS:
+            raise _fail(
+                where,
+                f"may use only jinja2 ({{{{ port }}}}) or the placeholders"
+                f" {', '.join(_PLACEHOLDERS)}",
+                text,
+            )
+        names.add(brace.strip("{}"))
+    return names
+
+
+def _check_command_item(where: str, item: Any) -> set[str]:
+    if isinstance(item, str):
+        return _check_template(where, item)
+    if not isinstance(item, Mapping):
+        raise _fail(where, "must be a string or an {each, as, args} table", item)
+    _known(where, item, EACH_KEYS)
+    each, loop = item.get("each"), item.get("as", "item")
+    for key, name in (("each", each), ("as", loop)):
+        if not isinstance(name, str) or not name.isidentifier():
+            raise _fail(f"{where}.{key}", "must name a variable", name)
+    if ("arg" in item) == ("args" in item):
+        raise ConfigError(f"{where} needs exactly one of arg or args")
+    args = [item["arg"]] if "arg" in item else item["args"]
+    if not isinstance(args, list | tuple) or not args:
+        raise _fail(f"{where}.args", "must be a non-empty list of strings", args)
+    used = {each}
+    for j, arg in enumerate(args):
+        used |= _check_template(f"{where}.{'arg' if 'arg' in item else f'args[{j}]'}", arg)
+    return used - {loop}
 
 
 def parse_ready(text: Any, where: str = "sut.ready") -> tuple[str, str]:
@@ -310,10 +415,12 @@ def managed(
     ready: str = "rpc eth_chainId",
     metrics_path: str | None = None,
     ws_path: str | None = None,
+    path: str | None = None,
     **options: Any,
 ) -> Sut:
-    """A router the runner starts: `command` with `{config}` (the rendered `template`),
-    `{port}`, `{run_dir}` and `{python}` replaced; `options` go to the template."""
+    """A router the runner starts: `command` rendered as jinja2 over the template's
+    variables plus `port`, `config` (the rendered `template`'s path) and `python`
+    (`{config}`, `{port}`, `{run_dir}`, `{python}` work too); `options` go to both."""
     return Sut(
         "managed",
         options,
@@ -323,6 +430,7 @@ def managed(
         ready,
         metrics_path=metrics_path,
         ws_path=ws_path,
+        path=path,
     )
 
 
@@ -333,6 +441,7 @@ def external(
     metrics_url: str | None = None,
     listen_ports: Sequence[int] = (),
     ready: str = "rpc eth_chainId",
+    path: str | None = None,
 ) -> Sut:
     """A router already running at `url`; the runner only probes it and loads it. With
     `listen_ports` (one per provider) the chaos-proxy listeners take those ports, for a
@@ -345,6 +454,7 @@ def external(
         ws_url=ws_url,
         metrics_url=metrics_url,
         listen_ports=tuple(listen_ports),
+        path=path,
     )
 
 
@@ -548,6 +658,10 @@ class Scenario:
             `analysis` SLO objects.
         analysis: analysis settings (`recovery_window_s`, `breaker_gap_s`, ...).
         seed, block_time_ms: the mock chain's (and the load's) seed and block time.
+        expect: the router profile: `analysis.expect.EXPECTATIONS` values the user
+            declares (`{"come_back_s": 30}`); the rest keep their defaults
+            (`expectations` has them all). With faults, the load runs at least
+            `come_back_s` + 2 s past the last one (`load_duration_s`).
     """
 
     name: str
@@ -562,6 +676,7 @@ class Scenario:
     seed: int = 1
     block_time_ms: int = 1000
     description: str = ""
+    expect: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -569,6 +684,13 @@ class Scenario:
         object.__setattr__(self, "providers", tuple(self.providers))
         object.__setattr__(self, "workloads", tuple(self.workloads))
         object.__setattr__(self, "faults", tuple(self.faults))
+        if not isinstance(self.expect, Mapping):
+            raise _fail("expect", "must be a table of expectations", self.expect)
+        try:
+            resolve_expect(self.expect)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        object.__setattr__(self, "expect", {k: float(v) for k, v in self.expect.items()})
         _number("duration_s", self.duration_s)
         _int("seed", self.seed, 0)
         _int("block_time_ms", self.block_time_ms, 1)
@@ -583,11 +705,14 @@ class Scenario:
             )
         if not self.workloads:
             raise ConfigError("workloads must name at least one HttpLoad or WsLoad")
+        # Faults first: the load's duration (what the workloads are checked with)
+        # depends on when the last one ends.
+        object.__setattr__(self, "faults", self._checked_faults())
         multi = [i for i, w in enumerate(self.workloads) if getattr(w, "workers", 1) > 1]
         for i, w in enumerate(self.workloads):
             if not isinstance(w, HttpLoad | WsLoad):
                 raise _fail(f"workloads[{i}]", "must be an HttpLoad or a WsLoad", w)
-            w.check(f"workloads[{i}]", self.duration_s)
+            w.check(f"workloads[{i}]", self.load_duration_s)
         if len(multi) > 1:
             # loadgen's --worker is both a shard name and the index of its share of the
             # schedule, so only one workload's processes can be numbered 0..M-1.
@@ -601,7 +726,6 @@ class Scenario:
         if any(isinstance(w, WsLoad) for w in self.workloads) and self.sut.kind == "external":
             if not self.sut.ws_url and not self.sut.url.startswith("http://"):
                 raise ConfigError("sut.ws_url is required for a WsLoad on an https router")
-        object.__setattr__(self, "faults", self._checked_faults())
         object.__setattr__(self, "slos", tuple(self._checked_slos()))
         if not isinstance(self.collectors, Collectors):
             raise _fail("collectors", "must be a Collectors", self.collectors)
@@ -683,9 +807,39 @@ class Scenario:
         return dataclasses.replace(self, **changes)
 
     @property
+    def expectations(self) -> dict[str, float]:
+        """Every expectation: the declared ones, the others at their defaults."""
+        return resolve_expect(self.expect)
+
+    @property
+    def last_fault_end_s(self) -> float | None:
+        """When the last fault ends (seconds after t0); None without faults."""
+        return max((f.start_s + f.duration_s for f in self.faults), default=None)
+
+    @property
+    def load_duration_s(self) -> float:
+        """How long the load runs: `duration_s`, extended with faults to the last
+        fault's end + `come_back_s` + 2 s, so that a router is seen coming back (or
+        not) within the come-back the scenario judges."""
+        end = self.last_fault_end_s
+        if end is None or not self.judges_come_back:
+            return self.duration_s
+        return max(self.duration_s, end + self.expectations["come_back_s"] + COME_BACK_MARGIN_S)
+
+    @property
+    def judges_come_back(self) -> bool:
+        """Whether an SLO judges a provider coming back after its fault (the figures
+        that need the load to go on past `come_back_s`): a scenario that judges none,
+        such as the demo, runs as long as it says."""
+        # Also before __post_init__ has parsed them: strings, dicts or SLO objects.
+        texts = [str(s.to_json() if hasattr(s, "to_json") else s) for s in self.slos]
+        return any(metric in text for text in texts for metric in COME_BACK_METRICS)
+
+    @property
     def redactor(self) -> Redactor:
-        """Masks every provider secret (URL keys, credential headers)."""
-        return Redactor([s for p in self.providers for s in p.secrets()])
+        """Masks every secret the scenario knows: the providers' (URL keys, credential
+        headers) and the SUT's (URL keys, client path, credential options)."""
+        return Redactor([*(s for p in self.providers for s in p.secrets()), *self.sut.secrets()])
 
     def to_dict(self) -> dict[str, Any]:
         """The declarative form (the TOML schema), secrets included: pass it through
@@ -705,11 +859,25 @@ class Scenario:
         }
         if self.analysis:
             out["analysis"] = dict(self.analysis)
+        if self.expect:
+            out["expect"] = dict(self.expect)
         return out
 
     def public(self) -> dict[str, Any]:
-        """`to_dict()` with every secret masked: what scenario.json and the plan show."""
+        """`to_dict()` with every secret masked."""
         return self.redactor.value(self.to_dict())
+
+    def resolved(self) -> dict[str, Any]:
+        """What scenario.json records and the plan shows: `public()` with the values
+        the run uses. `duration_s` is the load's (`load_duration_s`),
+        `duration_s_declared` the scenario's; `expect` holds every expectation
+        (declared or default) and `expect_declared` the names of the declared ones."""
+        out = self.public()
+        out["duration_s"] = self.load_duration_s
+        out["duration_s_declared"] = self.duration_s
+        out["expect"] = self.expectations
+        out["expect_declared"] = sorted(self.expect)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, base_dir: Path | None = None) -> Scenario:
@@ -734,22 +902,13 @@ class Scenario:
                         enumerate(_list(data, "faults"))]  # fmt: skip
         kw["slos"] = list(_list(data, "slos"))
         if "sut" in data:
-            sut = dict(_table(data, "sut"))
-            for key in ("command", "listen_ports"):
-                if isinstance(sut.get(key), list):
-                    sut[key] = tuple(sut[key])
-            template = sut.get("template")
-            if (
-                base_dir is not None
-                and isinstance(template, str)
-                and not Path(template).is_absolute()
-            ):
-                sut["template"] = str((base_dir / template).resolve())
-            kw["sut"] = _build(Sut, sut, "sut")
+            kw["sut"] = sut_from_dict(_table(data, "sut"), base_dir=base_dir)
         if "collectors" in data:
             kw["collectors"] = _build(Collectors, _table(data, "collectors"), "collectors")
         if "analysis" in data:
             kw["analysis"] = dict(_table(data, "analysis"))
+        if "expect" in data:
+            kw["expect"] = dict(_table(data, "expect"))
         return _build(cls, kw, "scenario")
 
     def run(
@@ -762,6 +921,40 @@ class Scenario:
 
 
 _SCALARS = ("name", "description", "duration_s", "seed", "block_time_ms")
+
+
+def sut_from_dict(
+    data: Mapping[str, Any], *, base_dir: Path | None = None, where: str = "sut"
+) -> Sut:
+    """The `Sut` a `[sut]` table describes. With `base_dir` (the file's folder), a
+    relative `template`, and each command item naming a file that exists there, are
+    made absolute: a file's SUT works from whatever directory `battle` runs in.
+
+    Raises:
+        ConfigError: naming the first bad field.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} must be a table/object, got {type(data).__name__}")
+    sut = dict(data)
+    for key in ("command", "listen_ports"):
+        if isinstance(sut.get(key), list):
+            sut[key] = tuple(sut[key])
+    if base_dir is not None:
+        template = sut.get("template")
+        if isinstance(template, str) and not Path(template).is_absolute():
+            sut["template"] = str((base_dir / template).resolve())
+        if isinstance(sut.get("command"), tuple):
+            sut["command"] = tuple(_relative_file(a, base_dir) for a in sut["command"])
+    return _build(Sut, sut, where)
+
+
+def _relative_file(arg: Any, base_dir: Path) -> Any:
+    # Only plain words that name a file next to the SUT's file (`router.py`,
+    # `conf/r.toml`): flags, templates and anything else are left as written.
+    if not isinstance(arg, str) or arg.startswith("-") or "{" in arg or Path(arg).is_absolute():
+        return arg
+    candidate = base_dir / arg
+    return str(candidate.resolve()) if candidate.is_file() else arg
 
 
 def _list(data: Mapping[str, Any], key: str) -> list[Any]:

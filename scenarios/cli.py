@@ -126,6 +126,13 @@ def _config_error(exc: ConfigError) -> None:
 @click.option("--duration", type=float, help="seconds of load")
 @click.option("--seed", type=int, help="the chain's and the load's seed")
 @click.option("--sut-url", help="test a router already running at this URL (external SUT)")
+@click.option(
+    "--sut",
+    "sut_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="your router: a TOML file with a [sut] table (a scenario file's schema) and an"
+    " optional [expect] table; replaces the scenario's SUT",
+)
 @click.option("--providers", help="mock | anvil (switch every local provider) | FILE.toml/json")
 @click.option(
     "--set",
@@ -134,6 +141,14 @@ def _config_error(exc: ConfigError) -> None:
     metavar="KEY=VALUE",
     help="any field by dotted path, value as a TOML literal (e.g. sut.options.failover=false,"
     " workloads.0.workers=2); repeatable",
+)
+@click.option(
+    "--expect",
+    "expects",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="declare an expectation of your router (e.g. come_back_s=30), over the"
+    " scenario's and the --sut file's; repeatable",
 )
 @click.option("--dry-run", is_flag=True, help="print the resolved plan and stop")
 @_RUNS_DIR
@@ -144,19 +159,31 @@ def run_cmd(
     duration: float | None,
     seed: int | None,
     sut_url: str | None,
+    sut_file: Path | None,
     providers: str | None,
     sets: tuple[str, ...],
+    expects: tuple[str, ...],
     dry_run: bool,
     runs_dir: Path,
 ) -> None:
     """Run a scenario: a .py file (defining `scenario` or `build()`), a .toml file, or
     a built-in NAME (`battle list`). Prints the resolved plan, runs it, judges it, and
     exits with the verdict's code (0 passed, 1 failed, 2 usage, 3 invalid)."""
-    from .loader import apply_overrides, describe_plan, load_scenario
+    from .loader import (
+        apply_overrides,
+        describe_plan,
+        expect_from_sets,
+        load_scenario,
+        load_sut_file,
+        parse_expect,
+    )
     from .runner import run_scenario
 
     try:
-        scenario, form = load_scenario(target, full=full)
+        sut, profile = load_sut_file(sut_file) if sut_file is not None else (None, {})
+        # The router profile, weakest first: the --sut file's, --set expect.*, --expect.
+        expect = {**profile, **expect_from_sets(sets), **parse_expect(expects)}
+        scenario, form = load_scenario(target, full=full, expect=expect)
         scenario = apply_overrides(
             scenario,
             rate=rate,
@@ -165,6 +192,8 @@ def run_cmd(
             sut_url=sut_url,
             providers=providers,
             sets=sets,
+            sut=sut,
+            expect=expect,
         )
     except ConfigError as exc:
         _config_error(exc)
@@ -252,29 +281,38 @@ def ingest(run: str, runs_dir: Path) -> None:
     default=Path("runs"),
     show_default=True,
 )
-@click.option("--max-rows", type=int, default=100, show_default=True)
+@click.option(
+    "--max-rows", type=int, default=100, show_default=True, help="rows shown at most; 0: all"
+)
 def sql(run: str, query: str | None, runs_dir: Path, max_rows: int) -> None:
-    """Run any SQL QUERY over RUN's database (a run directory, its name, or `latest`);
-    without QUERY, open an interactive SQL shell on it."""
+    """Run any SQL QUERY over RUN's database (a run directory, its name, or `latest`)
+    and print its rows as a table; without QUERY, open an interactive SQL shell on it.
+    A query that fails is one line on stderr, exit 2."""
     import duckdb
 
     from analysis import ingest as build
     from analysis import run_shell
     from analysis.database import materialise
+    from analysis.shell import run_query
 
     run_dir = _resolve_run(run, runs_dir)
     db = run_dir / "run.duckdb"
-    if not db.exists():
-        build(run_dir)
-    con = duckdb.connect(str(db), read_only=True)
     try:
-        con.execute("SELECT 1 FROM requests LIMIT 1")
-    except duckdb.IOException:
-        # Its views name Parquet parts that are not there (the run directory moved, or
-        # columnar/ was deleted): build it again.
-        con.close()
-        build(run_dir)
+        if not db.exists():
+            build(run_dir)
         con = duckdb.connect(str(db), read_only=True)
+        try:
+            # Read to its end: DuckDB 2 refuses any other work on a connection while an
+            # execute()'s result still has rows (ResourceInUseException).
+            con.execute("SELECT 1 FROM requests LIMIT 1").fetchall()
+        except duckdb.IOException:
+            # Its views name Parquet parts that are not there (the run directory moved,
+            # or columnar/ was deleted): build it again.
+            con.close()
+            build(run_dir)
+            con = duckdb.connect(str(db), read_only=True)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     try:
         if query is None:
             # The shell's queries then read the derived tables (requests_x, ...) once.
@@ -282,11 +320,14 @@ def sql(run: str, query: str | None, runs_dir: Path, max_rows: int) -> None:
             run_shell(con, max_rows=max_rows)
             return
         try:
-            relation = con.sql(query)
+            text = run_query(con, query, max_rows)
         except duckdb.Error as exc:
-            raise click.UsageError(f"query failed: {exc}") from None
-        if relation is not None:
-            relation.show(max_rows=max_rows, max_width=200)
+            # DuckDB's message is its first line; the rest repeats the query with a caret.
+            first = next((line for line in str(exc).splitlines() if line.strip()), repr(exc))
+            click.echo(f"battle: error: query failed: {first}", err=True)
+            sys.exit(ExitCode.USAGE)
+        if text is not None:
+            click.echo(text)
     finally:
         con.close()
 
@@ -359,7 +400,7 @@ def compare(run: str, baseline_file: Path, slo_texts: tuple[str, ...], runs_dir:
         change = "" if c.change is None else f" ({c.change:+.1%})"
         click.echo(
             f"{mark} {c.metric}: {c.observed} vs baseline {c.baseline}{change},"
-            f" {c.direction} is better, tolerance {c.tolerance:.0%}"
+            f" {c.direction} is better, tolerance {c.tolerance_text}"
         )
     click.echo(f"verdict: {judgement.verdict.upper()} (exit {int(judgement.exit_code)})")
     sys.exit(judgement.exit_code)
@@ -378,7 +419,8 @@ def baseline() -> None:
     type=float,
     default=0.10,
     show_default=True,
-    help="relative tolerance of every figure (edit the file for per-metric ones)",
+    help="relative tolerance of every figure but the rates and shares, which get absolute"
+    " ones (analysis.baseline.ABSOLUTE_TOLERANCES); edit the file for per-metric ones",
 )
 @_RUNS_DIR
 def baseline_save(run: str, file: Path, tolerance: float, runs_dir: Path) -> None:

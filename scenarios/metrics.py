@@ -1,22 +1,21 @@
 """The metrics collector: the SUT's Prometheus endpoint scraped into the `metrics` table.
 
-`parse_exposition` reads the text exposition format (version 0.0.4: `# HELP` and
-`# TYPE` lines, `name{label="value",...} value [timestamp]`, label values with `\\`,
-`\"` and `\n` escapes, `NaN`, `+Inf`, `-Inf`); it is pure. `MetricsCollector` is a
-thread that GETs the endpoint every interval and appends one row per sample:
+`parse_exposition` reads the text exposition format (version 0.0.4) with
+`prometheus_client`'s parser (`# HELP` / `# TYPE` lines, escapes in label values, `NaN`,
+`+Inf`, `-Inf`, optional timestamps, which are ignored); it is pure. `MetricsCollector` is
+a thread that GETs the endpoint every interval and appends one row per sample:
 (t, name, labels as a JSON object with sorted keys, value).
 """
 
 from __future__ import annotations
 
 import json
-import math
-import re
 import threading
 import time
 from collections.abc import Iterator
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from .collectors import Sink
 
@@ -24,62 +23,57 @@ __all__ = ["MetricsCollector", "Sample", "parse_exposition"]
 
 Sample = tuple[str, dict[str, str], float]
 
-_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(,?)')
-_ESCAPES = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
-_SPECIAL = {"nan": math.nan, "+inf": math.inf, "inf": math.inf, "-inf": -math.inf}
+
+def _unsuffixed_counters(text: str) -> set[str]:
+    """Counters declared by a `# TYPE` line without the `_total` suffix: the parser
+    appends `_total` to each of their samples (OpenMetrics naming); the rows keep the
+    names the SUT exposed."""
+    names = set()
+    if "counter" in text:
+        for line in text.splitlines():
+            parts = line.split(None, 3)
+            if (
+                len(parts) == 4
+                and parts[:2] == ["#", "TYPE"]
+                and parts[3].strip() == "counter"
+                and not parts[2].endswith("_total")
+            ):
+                names.add(parts[2])
+    return names
 
 
-def _unescape(text: str) -> str:
-    return re.sub(r"\\[\\\"n]", lambda m: _ESCAPES[m.group(0)], text)
+def _families(text: str) -> Iterator[Sample]:
+    renamed = _unsuffixed_counters(text)
+    for family in text_string_to_metric_families(text):
+        cut = family.type == "counter" and family.name in renamed
+        for sample in family.samples:
+            name = sample.name[:-6] if cut and sample.name.endswith("_total") else sample.name
+            yield name, dict(sample.labels), float(sample.value)
 
 
-def _value(text: str, line_no: int) -> float:
-    special = _SPECIAL.get(text.lower())
-    if special is not None:
-        return special
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(f"line {line_no}: value must be a number, got {text!r}") from None
+def _bad_line(text: str) -> str:
+    """Names the first line that does not parse on its own (the parser's errors do not
+    say where they are)."""
+    for line_no, raw in enumerate(text.splitlines(), 1):
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue
+        try:
+            list(_families(raw))
+        except ValueError as exc:
+            return f"line {line_no}: {str(exc) or 'does not parse'}: {raw!r}"
+    return "the exposition does not parse"
 
 
-def parse_exposition(text: str) -> Iterator[Sample]:
-    """The samples of a Prometheus text exposition, in order.
+def parse_exposition(text: str) -> list[Sample]:
+    """The samples of a Prometheus text exposition, in order: (name, labels, value).
 
     Raises:
         ValueError: naming the line that does not parse.
     """
-    for line_no, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        name_match = _NAME.match(line)
-        if not name_match:
-            raise ValueError(f"line {line_no}: expected a metric name, got {raw!r}")
-        name, pos = name_match.group(0), name_match.end()
-        labels: dict[str, str] = {}
-        if pos < len(line) and line[pos] == "{":
-            pos += 1
-            while True:
-                if line[pos:].lstrip().startswith("}"):
-                    pos = line.index("}", pos) + 1
-                    break
-                label = _LABEL.match(line, pos)
-                if not label:
-                    raise ValueError(f"line {line_no}: bad label set in {raw!r}")
-                labels[label.group(1)] = _unescape(label.group(2))
-                pos = label.end()
-                if not label.group(3):
-                    rest = line[pos:].lstrip()
-                    if not rest.startswith("}"):
-                        raise ValueError(f"line {line_no}: expected '}}' in {raw!r}")
-                    pos = len(line) - len(rest) + 1
-                    break
-        fields = line[pos:].split()
-        if not 1 <= len(fields) <= 2:
-            raise ValueError(f"line {line_no}: expected `value [timestamp]`, got {raw!r}")
-        yield name, labels, _value(fields[0], line_no)
+    try:
+        return list(_families(text))
+    except ValueError:
+        raise ValueError(_bad_line(text)) from None
 
 
 class MetricsCollector:
@@ -117,7 +111,7 @@ class MetricsCollector:
             response = self._client.get(self._url)
             if response.status_code != 200:
                 raise ValueError(f"status {response.status_code}")
-            samples = list(parse_exposition(response.text))
+            samples = parse_exposition(response.text)
         except (httpx.HTTPError, ValueError) as exc:
             self.failures += 1
             self.last_error = str(exc)

@@ -3,12 +3,18 @@
 Every child gets `PR_SET_PDEATHSIG`, so it is sent SIGTERM if the runner dies, even by
 SIGKILL; `ProcessGroup.stop_all` sends SIGTERM (children flush their shards on it),
 waits, then SIGKILLs whatever is left.
+
+The death signal is set by a few lines of Python that the child runs first and that
+then exec the real program (`dying_with_parent`), not by a `preexec_fn`: the runner has
+threads (collectors, samplers), and Python code run between fork and exec in a
+threaded parent can deadlock on a lock another thread held at the fork.
 """
 
 from __future__ import annotations
 
-import ctypes
+import errno
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,35 +24,90 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Child", "ProcessGroup", "free_ports", "wait_until"]
+__all__ = ["Child", "ProcessGroup", "dying_with_parent", "free_ports", "wait_until"]
 
-_PR_SET_PDEATHSIG = 1
+# Run by the child's own interpreter (isolated, without site: only the standard
+# library) before it execs the program: PR_SET_PDEATHSIG (1) asks the kernel for
+# SIGTERM when the parent dies, and it survives the exec. A parent that died before
+# the prctl would never send it, hence the check of who the parent is now.
+_EXEC_DYING_WITH_PARENT = """\
+import ctypes, os, signal, sys
+if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM) != 0:
+    sys.exit("prctl(PR_SET_PDEATHSIG): " + os.strerror(ctypes.get_errno()))
+if os.getppid() != int(sys.argv[1]):
+    sys.exit("parent gone before the death signal was set")
+os.execv(sys.argv[2], sys.argv[3:])
+"""
 
 
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def dying_with_parent(argv: Sequence[str]) -> list[str]:
+    """`argv` made to get SIGTERM when this process dies (even by SIGKILL): start the
+    returned command instead, with no `preexec_fn`. The program runs under the pid
+    Popen returns, with `argv` exactly as given.
+
+    The death signal comes when the thread that started the child ends, as with
+    prctl itself: start children from a thread that lives as long as they should.
+
+    Raises:
+        FileNotFoundError: `argv[0]` is not found (on PATH unless it has a slash).
+        PermissionError: `argv[0]` is found but is not executable.
+    """
+    if not argv:
+        raise ValueError("an empty command")
+    program = shutil.which(argv[0])
+    if program is None:
+        # What Popen would raise: resolving here keeps a missing program an error of
+        # the start, not an exit status of the child found later.
+        if os.sep in argv[0] and os.path.exists(argv[0]):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), argv[0])
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), argv[0])
+    return [
+        sys.executable,
+        "-I",
+        "-S",
+        "-c",
+        _EXEC_DYING_WITH_PARENT,
+        str(os.getpid()),
+        os.path.abspath(program),
+        *argv,
+    ]
 
 
-def _own_session_dying_with_parent() -> None:
-    # A session of its own, so that the child's whole process tree (nginx's workers,
-    # say) can be killed as one group whatever the child does with its children.
-    os.setsid()
-    _die_with_parent()
+def _reserve_port() -> int:
+    """A loopback port the kernel will not hand out again for about a minute.
+
+    Binds port 0, connects to it and closes the accepted end first: that end (local
+    port P) goes to TIME_WAIT, which keeps P out of every later `bind(port 0)` and
+    outgoing connection's choice, while a server that binds P explicitly with
+    SO_REUSEADDR (asyncio, aiohttp, trio, mitmproxy, Rust's std, nginx, HAProxy all do)
+    still can. Closing a port-0 socket instead frees P at once, for anyone to take
+    between then and the child's bind.
+    """
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        address = listener.getsockname()
+        with socket.socket() as client:
+            client.connect(address)
+            accepted, _ = listener.accept()
+            accepted.close()  # the server side closes first: TIME_WAIT on port P
+        return address[1]
 
 
 def free_ports(count: int) -> list[int]:
-    """`count` distinct loopback ports that were free a moment ago."""
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+    """`count` distinct loopback ports reserved for the caller's children to bind.
+
+    Each is held in TIME_WAIT (`_reserve_port`), so no other process's port-0 bind or
+    outgoing connection takes it before the child binds it (with SO_REUSEADDR) within
+    the next minute. A port-0 bind that was closed again would be free for anyone.
+    """
+    ports: list[int] = []
+    while len(ports) < count:
+        port = _reserve_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
 
 
 def wait_until(probe: Callable[[], bool], *, timeout: float, what: str) -> None:
@@ -110,11 +171,14 @@ class ProcessGroup:
         log = self.log_dir / f"{name}.log"
         with open(log, "ab") as out:
             popen = subprocess.Popen(
-                [sys.executable, *argv] if python else list(argv),
+                dying_with_parent([sys.executable, *argv] if python else argv),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_own_session_dying_with_parent if own_session else _die_with_parent,
+                # A session of its own, so that the child's whole process tree (nginx's
+                # workers, say) can be killed as one group whatever the child does with
+                # its children; setsid() is done by Popen's C code, not in Python.
+                start_new_session=own_session,
             )
         child = Child(name, role, popen, log, own_session)
         self.children.append(child)

@@ -8,6 +8,15 @@ proxy, write scenario.json; start the load workers; wait for them. Then stop eve
 child (SIGTERM, then SIGKILL), redact secrets from every file written, judge the run
 and write its reports.
 
+Secrets (the scenario's `redactor`: remote providers' keys, the SUT's URL keys, client
+path and credential options) never reach a file in clear except the rendered SUT config
+(the router needs them; written 0600) and the 0600 argument files through which a child
+whose command line would hold one is started (`/proc/PID/cmdline` is world-readable);
+the argument files are removed and every text file scrubbed when the run ends. The
+load runs for `Scenario.load_duration_s` (extended past the last fault's come-back).
+A host-jitter probe (`scenarios/jitter.py`) records each second how late a 10 ms sleep
+of the runner wakes up (`system/host_jitter.runner.csv`).
+
 A child that dies before the load ends is recorded (lifecycle `died`) and ends the run
 as invalid (`RunError`, exit 3). Ctrl-C / SIGTERM (KeyboardInterrupt) stops every
 child, records `interrupted` and re-raises. Children die with the runner even when it
@@ -16,7 +25,9 @@ is SIGKILLed (`PR_SET_PDEATHSIG`); the shards they wrote stay readable.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import platform
 import re
 import time
@@ -41,7 +52,8 @@ from analysis.shards import ShardWriter, shard_path
 
 from .api import HttpLoad, Scenario, WsLoad
 from .collectors import SystemCollector
-from .errors import RunError
+from .errors import ConfigError, RunError
+from .jitter import JitterProbe
 from .metrics import MetricsCollector
 from .processes import Child, ProcessGroup, free_ports, wait_until
 from .sut import (
@@ -66,6 +78,25 @@ START_MARGIN_NS = 2_000_000_000
 MOCK_HISTORY_BLOCKS = 1000
 # After its schedule, a worker drains for one timeout; beyond that plus this, it hangs.
 WORKER_SLACK_S = 30.0
+# `python -c` code that runs `python -m MODULE ARGS...` with MODULE and ARGS read from
+# the JSON file given as its argument. Inline rather than a module of ours: importing
+# the scenarios package would add its imports to the chaos proxy's start-up and RSS.
+# (chaosproxy re-executes itself with -O from sys.orig_argv: this code and the file.)
+FROM_FILE = (
+    "import json, runpy, sys; spec = json.load(open(sys.argv[1]));"
+    " sys.argv = [spec['module'], *spec['argv']];"
+    " runpy.run_module(spec['module'], run_name='__main__', alter_sys=True)"
+)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Writes `text` to `path` readable by this user only (0600)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # an existing file keeps its mode through os.open
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -164,9 +195,11 @@ class _Run:
     def __init__(self, scenario: Scenario, run_dir: Path, form: str, echo: Callable[[str], Any]):
         self.s = scenario
         self.run_dir = run_dir
-        self.echo = echo
+        self.redactor = scenario.redactor
+        self.echo = lambda line: echo(self.redactor.text(line))
+        self.private: list[Path] = []
         self.spec: dict[str, Any] = {
-            **scenario.public(),
+            **scenario.resolved(),
             "form": form,
             "host": platform.node(),
             "versions": versions(),
@@ -177,7 +210,8 @@ class _Run:
         self.group = ProcessGroup(run_dir / "logs", on_start=self._spawned)
         self.system_sink = ShardWriter(shard_path(run_dir / "system", "system", "runner"), "system")
         self.metrics_sink: ShardWriter | None = None
-        self.collectors: list[SystemCollector | MetricsCollector | Converter] = []
+        self.collectors: list[SystemCollector | MetricsCollector | JitterProbe | Converter] = []
+        self.jitter_sink: ShardWriter | None = None
         self.sut_child: Child | None = None
 
     def event(self, name: str, detail: str | None = None) -> None:
@@ -187,7 +221,22 @@ class _Run:
         self.lifecycle.append((time.time_ns(), child.name, child.role, child.pid, "spawned", None))
 
     def write_spec(self) -> None:
-        (self.run_dir / "scenario.json").write_text(json.dumps(self.spec, indent=2))
+        spec = self.redactor.value(self.spec)
+        (self.run_dir / "scenario.json").write_text(json.dumps(spec, indent=2))
+
+    def start(self, name: str, role: str, argv: list[str], **kw: Any) -> Child:
+        """Starts a child. A `-m MODULE` command line holding a secret is passed
+        through a 0600 file instead (`FROM_FILE`), so that no key is in the process
+        list."""
+        joined = " ".join(argv)
+        if argv[:1] == ["-m"] and self.redactor.text(joined) != joined:
+            folder = self.run_dir / "private"
+            folder.mkdir(mode=0o700, exist_ok=True)
+            path = folder / f"{name}.args.json"
+            write_private(path, json.dumps({"module": argv[1], "argv": argv[2:]}))
+            self.private.append(path)
+            argv = ["-c", FROM_FILE, str(path)]
+        return self.group.start(name, role, argv, **kw)
 
     # -- the life cycle ----------------------------------------------------------------
 
@@ -218,13 +267,15 @@ class _Run:
         upstreams = upstreams_for(s.providers, listen_ports)
         sut = plan_sut(s.sut, sut_port, upstreams, self.run_dir)
         if sut.config_path is not None and sut.config_text is not None:
-            sut.config_path.write_text(sut.config_text)
+            # The router reads its keys (credential options) from here: 0600.
+            write_private(sut.config_path, sut.config_text)
         plan_path = self.run_dir / "chaos-plan.json"
-        plan_path.write_text(json.dumps([f.to_dict() for f in s.faults], indent=2))
+        plan = self.redactor.value([f.to_dict() for f in s.faults])
+        plan_path.write_text(json.dumps(plan, indent=2))
 
         for p in local:
             argv = self._provider_argv(p, provider_ports[p.name], genesis_ns)
-            self.group.start(f"provider-{p.name}", "provider", argv)
+            self.start(f"provider-{p.name}", "provider", argv)
         listens = [
             f"--listen={p.name}={port}={proxy_upstream(p, provider_ports.get(p.name))}"
             for p, port in zip(s.providers, listen_ports, strict=True)
@@ -232,7 +283,7 @@ class _Run:
         listens += [
             f"--listen-ws={p.name}={ws}" for p in s.providers if (ws := proxy_ws_upstream(p))
         ]
-        self.group.start("proxy-p0", "proxy", ["-m", "chaosproxy", "--proxy-id", "p0",
+        self.start("proxy-p0", "proxy", ["-m", "chaosproxy", "--proxy-id", "p0",
                          "--run-dir", str(self.run_dir), "--control-port", str(control_port),
                          "--faults", str(plan_path), *listens])  # fmt: skip
         if sut.argv is not None:
@@ -244,8 +295,8 @@ class _Run:
             self._wait(lambda u=url: _rpc_ok(u), f"provider {p.name}", READY_TIMEOUT_S)
         control = f"http://127.0.0.1:{control_port}"
         self._wait(lambda: _get_ok(f"{control}/health"), "chaos proxy", READY_TIMEOUT_S)
-        self._wait(lambda: probe_ready(s.sut, sut.url), f"system under test ({s.sut.ready})",
-                   s.sut.ready_timeout_s)  # fmt: skip
+        self._wait(lambda: probe_ready(s.sut, sut.url, sut.base_url),
+                   f"system under test ({s.sut.ready})", s.sut.ready_timeout_s)  # fmt: skip
         self.event("ready")
         self._start_collectors(sut)
 
@@ -256,12 +307,12 @@ class _Run:
             raise RunError(f"chaos proxy refused /start: {response.status_code} {response.text}")
         self.write_spec()
         self.event("load_started")
-        self.echo(f"load: t0 in {START_MARGIN_NS / 1e9:g} s, {s.duration_s:g} s of load;"
+        self.echo(f"load: t0 in {START_MARGIN_NS / 1e9:g} s, {s.load_duration_s:g} s of load;"
                   f" run directory {self.run_dir}")  # fmt: skip
         workers = self._start_workers(sut, genesis_ns, t0_ns, plan_path)
         timeout = max(w.timeout_s for w in s.workloads)
         deadline = (
-            time.monotonic() + START_MARGIN_NS / 1e9 + s.duration_s + timeout + WORKER_SLACK_S
+            time.monotonic() + START_MARGIN_NS / 1e9 + s.load_duration_s + timeout + WORKER_SLACK_S
         )
         while any(w.exited() is None for w in workers):
             others = [c for c in self.group.dead() if c not in workers]
@@ -305,6 +356,12 @@ class _Run:
             self.collectors.append(
                 MetricsCollector(sut.metrics_url, self.metrics_sink, interval=c.interval_s)
             )
+        # Always on: it costs 100 wake-ups a second, and without it a slow host
+        # cannot be told from a slow router.
+        self.jitter_sink = ShardWriter(
+            shard_path(self.run_dir / "system", "host_jitter", "runner"), "host_jitter"
+        )
+        self.collectors.append(JitterProbe(self.jitter_sink))
         # Shards to Parquet as the run goes, so that analysis at the end has only the
         # last seconds to parse (analysis/columnar.py).
         self.collectors.append(Converter(self.run_dir))
@@ -331,14 +388,14 @@ class _Run:
         for i in order:
             w: HttpLoad | WsLoad = s.workloads[i]
             for j in range(w.workers):
-                argv = ["-m", module, *w.argv(s.duration_s, s.seed), *truth_args,
+                argv = ["-m", module, *w.argv(s.load_duration_s, s.seed), *truth_args,
                         "--target", sut.url, "--run-dir", str(self.run_dir),
                         "--t0-ns", str(t0_ns), "--worker", str(index),
                         "--workers", str(w.workers), "--faults", str(plan_path)]  # fmt: skip
                 if isinstance(w, WsLoad) and sut.ws_url:
                     argv += ["--ws-url", sut.ws_url]
                 assert j < w.workers
-                children.append(self.group.start(f"loadgen-w{index}", "loadgen", argv))
+                children.append(self.start(f"loadgen-w{index}", "loadgen", argv))
                 index += 1
         return children
 
@@ -362,8 +419,9 @@ class _Run:
             self.event("metrics_scrapes", json.dumps(
                 {"ok": c.scrapes, "failed": c.failures, "last_error": c.last_error}))  # fmt: skip
         self.system_sink.close()
-        if self.metrics_sink is not None:
-            self.metrics_sink.close()
+        for sink in (self.metrics_sink, self.jitter_sink):
+            if sink is not None:
+                sink.close()
         self.group.stop_all(grace=self.s.sut.stop_grace_s)
         if interrupted:
             self.spec["interrupted"] = True
@@ -372,9 +430,14 @@ class _Run:
         self.lifecycle.close()
         self.spec["t_end_ns"] = time.time_ns()
         self.write_spec()
+        for path in self.private:
+            path.unlink(missing_ok=True)
+        if self.private:
+            with contextlib.suppress(OSError):  # not empty: scrubbed below like the rest
+                (self.run_dir / "private").rmdir()
         # Keys may have reached a rendered config, a log or a shard: scrub them all.
-        if redactor := self.s.redactor:
-            redactor.tree(self.run_dir)
+        if self.redactor:
+            self.redactor.tree(self.run_dir)
 
 
 def run_scenario(
@@ -406,6 +469,9 @@ def run_scenario(
     except KeyboardInterrupt:
         interrupted = True
         raise
+    except (RunError, ConfigError) as exc:
+        # Its message (a child's log tail, a template error) may quote a key.
+        raise type(exc)(run.redactor.text(str(exc))) from None
     finally:
         run.finish(interrupted)
     judgement = judge_run(run_dir, scenario.slos)

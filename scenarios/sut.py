@@ -4,7 +4,9 @@ Pure apart from reading a template file and the probes' single HTTP calls, so th
 template contract can be tested without starting anything. The contract (nginx and
 HAProxy templates are written against it; keep the names): `listen` ("127.0.0.1:PORT"),
 `listen_host`, `listen_port`, `upstreams` (dicts with `name`, `url`, `ws_url`, `host`,
-`port`), `run_dir` (absolute path string), plus every key of the SUT's `options`.
+`port`), `run_dir` (absolute path string), plus every key of the SUT's `options`. A
+managed SUT's command items are templates over the same variables plus `port`, `config`
+(the rendered config's path) and `python` (`command_context`).
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ from .errors import ConfigError
 
 __all__ = [
     "SutPlan",
+    "command_context",
     "plan_sut",
     "probe_ready",
     "proxy_upstream",
     "proxy_ws_upstream",
+    "render_command",
     "render_template",
     "template_context",
     "upstreams_for",
@@ -126,9 +130,58 @@ def render_template(path: Path, context: Mapping[str, Any]) -> str:
         raise ConfigError(f"sut.template {path}: {exc}") from None
 
 
+def command_context(context: Mapping[str, Any], port: int, config: Path | None) -> dict[str, Any]:
+    """What a managed SUT's command items see: the config template's variables, plus
+    `port`, `config` (the rendered config's path, "" without a template) and `python`."""
+    return {**context, "port": port, "config": "" if config is None else str(config),
+            "python": python_placeholder()}  # fmt: skip
+
+
+def render_command(command: Sequence[Any], context: Mapping[str, Any]) -> list[str]:
+    """The argv of a managed SUT: each string item rendered by jinja2 (then the older
+    `{config}`, `{port}`, `{run_dir}`, `{python}` replaced), each `{each, as, args}`
+    item expanded into its args once per element of the list `each` names.
+
+    Raises:
+        ConfigError: naming the item whose template fails (an undefined variable,
+            `each` naming something that is not a list).
+    """
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    env.filters["tojson"] = json.dumps
+    old = {"{config}": str(context["config"]), "{port}": str(context["port"]),
+           "{run_dir}": str(context["run_dir"]), "{python}": str(context["python"])}  # fmt: skip
+
+    def one(where: str, text: str, values: Mapping[str, Any]) -> str:
+        try:
+            out = env.from_string(text).render(**values)
+        except jinja2.TemplateError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        for key, value in old.items():
+            out = out.replace(key, value)
+        return out
+
+    argv: list[str] = []
+    for i, item in enumerate(command):
+        where = f"sut.command[{i}]"
+        if isinstance(item, str):
+            argv.append(one(where, item, context))
+            continue
+        items = context.get(item["each"])
+        if not isinstance(items, list | tuple):
+            raise ConfigError(f"{where}.each must name a list variable, got {item['each']!r}")
+        args = [item["arg"]] if "arg" in item else list(item["args"])
+        for element in items:
+            values = {**context, item.get("as", "item"): element}
+            argv += [one(where, arg, values) for arg in args]
+    return argv
+
+
 @dataclass(frozen=True)
 class SutPlan:
-    """How to start (or reach) the SUT: argv is None for an external one."""
+    """How to start (or reach) the SUT: argv is None for an external one.
+
+    `url` and `ws_url` are where the load goes (with the SUT's client `path`);
+    `base_url` is the SUT's origin, for `GET` readiness probes."""
 
     url: str
     ws_url: str | None
@@ -137,6 +190,7 @@ class SutPlan:
     config_path: Path | None = None
     config_text: str | None = None
     python_module: bool = False
+    base_url: str | None = None
 
 
 def plan_sut(sut: Sut, port: int | None, upstreams: list[dict[str, Any]], run_dir: Path) -> SutPlan:
@@ -147,13 +201,20 @@ def plan_sut(sut: Sut, port: int | None, upstreams: list[dict[str, Any]], run_di
     """
     if sut.kind == "external":
         assert sut.url is not None
-        ws = sut.ws_url or ("ws" + sut.url.removeprefix("http") if sut.url.startswith("http://")
+        parts = urlsplit(sut.url)
+        url = parts._replace(path=sut.path).geturl() if sut.path else sut.url
+        ws = sut.ws_url or ("ws" + url.removeprefix("http") if url.startswith("http://")
                             else None)  # fmt: skip
-        return SutPlan(sut.url, ws, sut.metrics_url)
+        origin = parts._replace(path="/", query="", fragment="").geturl()
+        return SutPlan(url, ws, sut.metrics_url, base_url=origin)
     assert port is not None
     base = f"http://{LISTEN_HOST}:{port}"
-    ws = f"ws://{LISTEN_HOST}:{port}{sut.ws_path}" if sut.ws_path else None
+    # The client path replaces `/` for WebSocket clients too, unless ws_path says
+    # the WebSocket endpoint is elsewhere.
+    ws_path = sut.path if sut.path and sut.ws_path == "/" else sut.ws_path
+    ws = f"ws://{LISTEN_HOST}:{port}{ws_path}" if ws_path else None
     metrics = f"{base}{sut.metrics_path}" if sut.metrics_path else None
+    url = f"{base}{sut.path or '/'}"
     context = template_context(port, upstreams, run_dir, sut.options)
     if sut.kind == "reference":
         from examples.reference_router import ConfigError as RouterConfigError
@@ -168,26 +229,21 @@ def plan_sut(sut: Sut, port: int | None, upstreams: list[dict[str, Any]], run_di
             ) from None
         path = Path(run_dir) / "router.toml"
         argv = ("-m", "examples.reference_router", "--config", str(path))
-        return SutPlan(f"{base}/", ws, metrics, argv, path, text, python_module=True)
+        return SutPlan(url, ws, metrics, argv, path, text, python_module=True, base_url=f"{base}/")
     path = Path(run_dir) / sut.config_name
     text = render_template(Path(sut.template), context) if sut.template else None
-    values = {"{config}": str(path), "{port}": str(port), "{run_dir}": context["run_dir"],
-              "{python}": python_placeholder()}  # fmt: skip
-    argv = []
-    for arg in sut.command:
-        for key, value in values.items():
-            arg = arg.replace(key, value)
-        argv.append(arg)
-    return SutPlan(f"{base}/", ws, metrics, tuple(argv), path if text else None, text)
+    argv = render_command(sut.command, command_context(context, port, path if text else None))
+    return SutPlan(url, ws, metrics, tuple(argv), path if text else None, text,
+                   base_url=f"{base}/")  # fmt: skip
 
 
-def probe_ready(sut: Sut, url: str) -> bool:
-    """One readiness probe: `GET /path` answers below 500, or `rpc METHOD` answers a
-    JSON-RPC result."""
+def probe_ready(sut: Sut, url: str, base_url: str | None = None) -> bool:
+    """One readiness probe: `GET /path` on `base_url` (default: `url`) answers below
+    500, or `rpc METHOD` on `url` (where the load goes) answers a JSON-RPC result."""
     how, what = parse_ready(sut.ready)
     try:
         if how == "GET":
-            return httpx.get(url.rstrip("/") + what, timeout=1.0).status_code < 500
+            return httpx.get((base_url or url).rstrip("/") + what, timeout=1.0).status_code < 500
         body = {"jsonrpc": "2.0", "id": 1, "method": what, "params": []}
         response = httpx.post(url, json=body, timeout=1.0)
         return response.status_code == 200 and "result" in response.json()

@@ -17,7 +17,10 @@ from pathlib import Path
 
 from analysis.shards import ShardWriter, shard_path
 from loadgen.__main__ import build_parser, check_args, run_args
-from providers.chain import Chain
+from providers.chain import DEFAULT_CHAIN_ID, Chain
+
+# What a mock provider adds to the base fee in eth_gasPrice (providers/jsonrpc.py).
+from providers.jsonrpc import _TIP_WEI as GAS_TIP_WEI
 
 from .errors import ConfigError, RunError
 from .processes import Child, ProcessGroup
@@ -30,10 +33,15 @@ START_MARGIN_NS = 2_000_000_000
 
 
 class ChainTruth:
-    """`loadgen.Truth` over the mock fleet's canonical chain."""
+    """`loadgen.Truth` over the mock fleet's canonical chain: what a mock provider
+    answers (`providers.jsonrpc.MockNode`), read from the same pure `Chain`."""
 
     def __init__(self, chain: Chain) -> None:
         self._chain = chain
+        self.chain_id = chain.chain_id
+        # Bound methods, not wrappers: these run once per answer judged.
+        self.balance = chain.balance
+        self.call_result = chain.call_result
 
     def head_at(self, t_ns: int) -> int:
         return self._chain.head(t_ns)
@@ -45,6 +53,19 @@ class ChainTruth:
         """When block `n` was produced (ws_notifications.t_produced)."""
         return self._chain.block_time_ns(n)
 
+    def gas_price(self, n: int) -> int:
+        """eth_gasPrice at head `n`: the base fee plus the mock's priority fee."""
+        return self._chain.base_fee(n) + GAS_TIP_WEI
+
+    def logs(self, n: int) -> list[dict]:
+        """Every log of canonical block `n`."""
+        return self._chain.logs(n)
+
+    def tx_block(self, tx_hash: str) -> int | None:
+        """The canonical block of a transaction the chain made, else None."""
+        where = self._chain.locate_tx(tx_hash)
+        return where[0] if where is not None and where[2] == 0 else None
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser("python -m scenarios.worker")
@@ -52,9 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--chain-seed", type=int, required=True)
     group.add_argument("--genesis-ns", type=int, required=True)
     group.add_argument("--block-time-ms", type=int, default=1000)
+    group.add_argument("--chain-id", type=int, default=DEFAULT_CHAIN_ID)
     args = parser.parse_args(argv)
     try:
-        chain = Chain(args.chain_seed, args.genesis_ns, args.block_time_ms)
+        chain = Chain(args.chain_seed, args.genesis_ns, args.block_time_ms, chain_id=args.chain_id)
     except ValueError as exc:
         parser.error(str(exc))
     return run_args(parser, args, truth=ChainTruth(chain))

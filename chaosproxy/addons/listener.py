@@ -3,8 +3,12 @@ are refused by the kernel: nothing listens) and aborts its open client connectio
 with a TCP RST, like a dead host; at the window's end the listener comes back.
 
 Each transition is one `lifecycle` row (event ``listener_down`` / ``listener_up``,
-detail JSON with the window, the provider and ``took_ns``, the time from the planned
-transition until the listener was actually down or up again).
+detail JSON with the window, the provider, ``took_ns``, the time from the planned
+transition until the listener was actually down or up again, ``ok`` (the listener
+change succeeded) and, for ``listener_down``, ``aborted``: the client connections it
+reset). A connection refused while the listener is down never reaches the proxy, so it
+leaves no `upstream` row: the ``listener_down`` row with ``ok`` true is the window's
+proof of application (`applied` counts it once).
 """
 
 from __future__ import annotations
@@ -44,40 +48,42 @@ class RefuseListeners:
         after = self.down[provider] > 0
         if before == after:
             return
-        if after:
-            self._abort_open(provider)
-        task = asyncio.get_running_loop().create_task(self._update(tr, after))
+        aborted = self._abort_open(provider) if after else 0
+        task = asyncio.get_running_loop().create_task(self._update(tr, after, aborted))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _abort_open(self, provider: str) -> None:
+    def _abort_open(self, provider: str) -> int:
+        """Resets the provider's open client connections; returns how many."""
         port = self.ports[provider]
         proxyserver = ctx.master.addons.get("proxyserver")
+        aborted = 0
         for client_id, handler in list(proxyserver.connections.items()):
             sockname = handler.client.sockname
             if sockname and sockname[1] == port:
-                mitm_internals.abort_client(client_id)
+                aborted += mitm_internals.abort_client(client_id)
+        return aborted
 
-    async def _update(self, tr: Transition, down: bool) -> None:
+    async def _update(self, tr: Transition, down: bool, aborted: int) -> None:
         async with self._lock:
             modes = [m for p, m in self.modes.items() if self.down.get(p, 0) <= 0]
             ok = await mitm_internals.set_listeners(modes)
         if down:
             # A connection accepted between the abort and the listener closing.
-            self._abort_open(tr.fault.spec.provider)
+            aborted += self._abort_open(tr.fault.spec.provider)
         t = time.time_ns()
         if down and ok:
             # The listener itself is what a refuse window acts on: counted once.
             tr.fault.applied += 1
+        detail = {
+            "window": tr.fault.window_id,
+            "provider": tr.fault.spec.provider,
+            "took_ns": t - tr.t_ns,
+            "ok": ok,
+        }
+        if down:
+            detail["aborted"] = aborted
         self.shards.lifecycle_event(
             "listener_down" if down else "listener_up",
-            json.dumps(
-                {
-                    "window": tr.fault.window_id,
-                    "provider": tr.fault.spec.provider,
-                    "took_ns": t - tr.t_ns,
-                    "ok": ok,
-                },
-                separators=(",", ":"),
-            ),
+            json.dumps(detail, separators=(",", ":")),
         )

@@ -135,12 +135,16 @@ class Scheduler:
         self.exchanges += 1
         provider = self.providers.of(flow)
         st = flow.metadata[KEY] = FlowState(provider)
+        request = flow.request
+        # A WebSocket handshake is a GET (RFC 6455); the method's bytes are compared
+        # first because a header lookup costs ~2 us and JSON-RPC calls are POSTs.
+        if request.data.method == b"GET" and "upgrade" in request.headers:
+            # Recorded as transport `ws` whether or not a fault is active; handshakes
+            # are for the ws_* faults, not the HTTP ones.
+            st.upgrade = True
+            return
         if provider is None or provider not in self.timeline.active:
             return
-        request = flow.request
-        if "upgrade" in request.headers:
-            st.upgrade = True
-            return  # WebSocket handshakes are for the ws_* faults
         st.selection = self.timeline.select(
             provider,
             "http",

@@ -53,6 +53,28 @@ def assert_valid(report: dict[str, Any]) -> None:
     assert not bad, f"the run itself is invalid: {bad}"
 
 
+def assert_passed(report: dict[str, Any]) -> None:
+    """The run is valid and every SLO held."""
+    assert_valid(report)
+    assert report["verdict"] == "passed", failing(report)
+    assert not failing(report), failing(report)
+
+
+def assert_caught(report: dict[str, Any], names: set[str]) -> None:
+    """The run is valid (a router's defect must never come out as an invalid run), the
+    verdict is failed, and each SLO of `names` failed (others may fail too: `names` is
+    what must catch the defect, not the exact set) with its evidence in the report: at
+    least one witness row, their count and the query that lists them all."""
+    assert_valid(report)
+    assert report["verdict"] == "failed"
+    assert names <= failing(report), failing(report)
+    for name in names:
+        found = slo(report, name)
+        assert found["witnesses"], f"{name} failed without a witness: {found}"
+        assert found["witness_count"] >= len(found["witnesses"]), found
+        assert found["witness_query"], found
+
+
 def assert_no_process_left(run: Path) -> None:
     with open(run / "events" / "lifecycle.runner.csv") as f:
         pids = [int(r["pid"]) for r in csv.DictReader(f) if r["event"] == "spawned"]

@@ -10,7 +10,6 @@ the tests judge with.
 from __future__ import annotations
 
 import csv
-import ctypes
 import itertools
 import json
 import os
@@ -33,14 +32,13 @@ import pytest
 import trio
 import trio_websocket
 
-from scenarios.processes import ProcessGroup, free_ports, wait_until
+from scenarios.processes import ProcessGroup, dying_with_parent, free_ports, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRE = os.environ.get("BATTLE_REQUIRE_SUTS") == "1"
 BLOCK_MS = 200
 # Debian installs both binaries in /usr/sbin, which is not on an unprivileged PATH.
 _SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
-_PR_SET_PDEATHSIG = 1
 
 
 def require_binary(name: str, package: str) -> str:
@@ -259,10 +257,6 @@ def render(
     )
 
 
-def _die_with_parent() -> None:
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 @dataclass
 class Sut:
     popen: subprocess.Popen
@@ -325,13 +319,23 @@ def _launch(
     config.write_text(render(template, port=port, upstreams=upstreams, run_dir=run_dir, **options))
     argv = [a.format(config=config, port=port, run_dir=run_dir) for a in command]
     log = run_dir / "sut.log"
+    if user is None:
+        launch, cwd = dying_with_parent(argv), None
+    else:
+        # Another user may not enter this process's directory (a clone in a 0700
+        # directory: HAProxy then fails to chdir back to it after reading its config),
+        # nor read a file written under umask 077: it starts in "/" with its config
+        # readable. setpriv, not this venv's Python (maybe under a 0700 /root), sets
+        # the death signal after Popen's switch of user, which would clear it.
+        config.chmod(0o644)
+        launch, cwd = ["setpriv", "--pdeathsig", "TERM", "--", *argv], "/"
     with open(log, "ab") as out:
         popen = subprocess.Popen(
-            argv,
+            launch,
+            cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
             user=user,
             group=user,
             extra_groups=[] if user is not None else None,

@@ -5,21 +5,22 @@ from __future__ import annotations
 import json
 import selectors
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
+from shard_poll import wait_for_rows
+
+from scenarios.processes import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    # Reserved (TIME_WAIT), not just seen free: no other test's port-0 bind takes it
+    # before the child binds it.
+    return free_ports(1)[0]
 
 
 def test_battle_proxy_starts_the_timeline_when_ready(tmp_path):
@@ -135,7 +136,8 @@ def test_rows_survive_the_proxy_being_killed(tmp_path):
             # Nothing listens upstream: each exchange is a recorded conn_error (502).
             r = httpx.post(f"http://127.0.0.1:{listen}/", json={"id": i, "method": "m"})
             assert r.status_code == 502
-        time.sleep(1.2)  # > the 0.5 s flush interval
+        # Flushed while running: polled with a deadline, then killed (no flush at exit).
+        wait_for_rows(tmp_path / "upstream" / "upstream.P0.csv", count=20)
     finally:
         proc.kill()  # no chance to flush at exit
         proc.wait(10)

@@ -7,7 +7,6 @@ import csv
 import json
 import selectors
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,15 +19,16 @@ import httpx
 import pytest
 
 from analysis.shards import SCHEMAS
+from scenarios.processes import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 30.0  # the first run on a host also generates mitmproxy's CA
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    # Reserved (TIME_WAIT), not just seen free: no other test's port-0 bind takes it
+    # before the child binds it.
+    return free_ports(1)[0]
 
 
 class _Upstream(BaseHTTPRequestHandler):
@@ -229,7 +229,8 @@ def test_faults_apply_on_schedule_and_are_recorded(tmp_path, upstream):
     assert set(seen) == {("a-reset", "start"), ("a-reset", "end"), ("b-429", "start")}
     for (_fid, event), e in seen.items():
         planned = int(e["planned_start"] if event == "start" else e["planned_end"])
-        assert 0 <= int(e["t"]) - planned < 50_000_000, e
+        # Never before its plan; how late is the scheduler's (a loose bound).
+        assert 0 <= int(e["t"]) - planned < 100_000_000, e
     assert int(seen[("a-reset", "start")]["planned_start"]) == t0 + 500_000_000
 
     life = [r["event"] for r in read_csv(run_dir / "events" / "lifecycle.P0.csv")]

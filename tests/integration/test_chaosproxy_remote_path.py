@@ -8,11 +8,11 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+from shard_poll import wait_for_rows
 from websockets.sync.client import connect as ws_connect
 from websockets.sync.server import serve as ws_serve
 
@@ -78,7 +78,13 @@ def test_listener_forwards_to_the_upstream_paths_and_never_writes_the_key(tmp_pa
         with ws_connect(f"ws://127.0.0.1:{w}/", open_timeout=5) as ws:
             ws.send(json.dumps({"jsonrpc": "2.0", "id": 3, "method": "eth_blockNumber"}))
             assert json.loads(ws.recv(timeout=5))["result"] == "0x2"
-        time.sleep(0.7)  # a shard flush
+        # Recorded while running (not only in the flush at exit), polled with a deadline.
+        calls = wait_for_rows(
+            run / "upstream" / "upstream.P0.csv",
+            lambda r: r["method"] in ("eth_chainId", "eth_blockNumber"),
+            count=2,
+        )
+        assert {r["method"] for r in calls} == {"eth_chainId", "eth_blockNumber"}
     finally:
         proc.terminate()
         try:

@@ -8,7 +8,6 @@ other's faults. Timing tolerances are stated per test.
 
 from __future__ import annotations
 
-import csv
 import json
 import statistics
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from shard_poll import wait_for_rows
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
@@ -56,10 +56,16 @@ class Rig:
             f"ws://127.0.0.1:{self.port}/", open_timeout=5, additional_headers={"X-Test": test}
         )
 
-    def rows(self, table: str = "upstream") -> list[dict[str, str]]:
-        time.sleep(0.7)  # shard writers flush every 0.5 s
-        with open(self.run_dir / "upstream" / f"{table}.P0.csv") as f:
-            return list(csv.DictReader(f))
+    def rows(
+        self, table: str = "upstream", *, count: int = 1, **equal: str
+    ) -> list[dict[str, str]]:
+        """The shard's rows whose columns equal `equal`, once at least `count` of them
+        were flushed (polled with a deadline: no guess at the flush's timing)."""
+
+        def where(row: dict[str, str]) -> bool:
+            return all(row[k] == v for k, v in equal.items())
+
+        return wait_for_rows(self.run_dir / "upstream" / f"{table}.P0.csv", where, count=count)
 
 
 @pytest.fixture(scope="module")
@@ -143,14 +149,14 @@ def answers(ws, seconds: float) -> list[dict]:
     return out
 
 
-def rows_of(rig: Rig, fid: str) -> list[dict[str, str]]:
-    return [r for r in rig.rows() if r["fault_id"] == fid]
+def rows_of(rig: Rig, fid: str, count: int = 1) -> list[dict[str, str]]:
+    return rig.rows(count=count, fault_id=fid)
 
 
 # -- per-call faults ----------------------------------------------------------------------
 
 
-def test_ws_call_latency_delays_the_answer_by_its_ms_within_15ms_at_p50(rig):
+def test_ws_call_latency_delays_every_answer_by_at_least_its_ms_and_the_p50_by_about_it(rig):
     fid = "lat"
     with rig.socket("base") as ws:
         base = []
@@ -165,9 +171,12 @@ def test_ws_call_latency_delays_the_answer_by_its_ms_within_15ms_at_p50(rig):
             t = time.perf_counter()
             assert ask(ws, call("eth_chainId", rpc_id=i))["id"] == i
             got.append(time.perf_counter() - t)
+    # Never short (the proxy's guarantee); the upper bound is loose, how late a timer
+    # fires being the machine's scheduler's: it catches a delay applied twice.
+    assert min(got) >= 0.1, min(got)
     added = (statistics.median(got) - statistics.median(base)) * 1e3
-    assert 100 <= added < 115, added
-    rows = rows_of(rig, fid)
+    assert 90 <= added < 150, added
+    rows = rows_of(rig, fid, count=10)
     assert len(rows) == 10
     assert all(r["transport"] == "ws" and r["outcome"] == "ok" for r in rows)
     assert all(int(r["injected_delay"]) >= 100_000_000 for r in rows)
@@ -184,7 +193,7 @@ def test_ws_rpc_error_echoes_the_id_and_hits_only_matched_batch_elements(rig):
         batch = ask(ws, [call("eth_chainId", rpc_id=1), call("eth_blockNumber", rpc_id=2)])
     by_id = {e["id"]: e for e in batch}
     assert "result" in by_id[1] and by_id[2]["error"]["code"] == -32005
-    rows = rows_of(rig, fid)
+    rows = rows_of(rig, fid, count=2)
     assert [(r["method"], r["outcome"], r["rpc_code"]) for r in rows] == [
         ("eth_blockNumber", "rpc_error", "-32005"),
         ("eth_chainId", "rpc_error", "-32005"),  # the batch, recorded by its first method
@@ -244,9 +253,9 @@ def test_ws_hang_never_answers_the_call_but_the_socket_stays_up(rig):
     rig.apply(fault(fid, "hang", match={"methods": ["eth_blockNumber"]}))
     with rig.socket(fid) as ws:
         ws.send(json.dumps(call("eth_blockNumber", rpc_id=1)))
-        # The next call is answered; the hung one never is.
+        # The next call is answered (however slow the machine); the hung one never is.
         ws.send(json.dumps(call("eth_chainId", rpc_id=2)))
-        got = answers(ws, 0.5)
+        got = [json.loads(ws.recv(timeout=5)), *answers(ws, 0.3)]
     assert [a["id"] for a in got] == [2]
     rows = rows_of(rig, fid)
     assert [(r["method"], r["outcome"]) for r in rows] == [("eth_blockNumber", "timeout")]
@@ -286,13 +295,13 @@ def test_ws_first_n_faults_only_the_first_calls_and_http_is_left_alone(rig):
     with rig.socket(fid) as ws:
         got = [ask(ws, call("eth_chainId", rpc_id=i)) for i in range(4)]
     assert ["error" in g for g in got] == [True, True, False, False]
-    assert [r["transport"] for r in rows_of(rig, fid)] == ["ws", "ws"]
+    assert [r["transport"] for r in rows_of(rig, fid, count=2)] == ["ws", "ws"]
 
 
 def test_ws_call_without_faults_is_recorded_with_its_times(rig):
     with rig.socket("plain") as ws:
         assert "result" in ask(ws, call("eth_chainId", rpc_id="bt-plain"))
-    rows = [r for r in rig.rows() if r["tag"] == "bt-plain"]
+    rows = rig.rows(tag="bt-plain")
     assert len(rows) == 1
     r = rows[0]
     assert (r["transport"], r["method"], r["outcome"], r["fault_id"]) == (
@@ -326,7 +335,7 @@ def test_ws_drop_matched_by_subscription_kind_drops_only_that_kind(rig):
     subs = {m["params"]["subscription"] for m in got}
     assert heads not in subs and logs in subs
     assert {m["params"]["subscription"] for m in seen_other} == {control}
-    dropped = [r for r in rig.rows("upstream_ws") if r["fault_id"] == fid]
+    dropped = rig.rows("upstream_ws", fault_id=fid)
     assert dropped and {r["action"] for r in dropped} == {"dropped"}
     assert {r["subscription"] for r in dropped} == {heads}
 

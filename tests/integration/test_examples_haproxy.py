@@ -203,11 +203,17 @@ def test_sigterm_stops_the_whole_process_tree_and_leaves_nothing_behind(haproxy,
         httpx.get(f"{sut.url}/health", timeout=2)
 
 
-def test_haproxy_runs_as_an_unprivileged_user(haproxy, fleet):
+def test_haproxy_runs_as_an_unprivileged_user_started_from_a_directory_it_may_not_enter(
+    haproxy, fleet, monkeypatch
+):
     if os.geteuid() != 0:
         pytest.skip("needs root to switch to an unprivileged user (the other tests run as one)")
     nobody = 65534
     run_dir = Path(tempfile.mkdtemp(prefix="battle-haproxy-"))
+    # Started from a 0700 directory, as from a clone made in `mktemp -d`: HAProxy
+    # chdirs back to its initial directory after reading its configuration.
+    private = Path(tempfile.mkdtemp(prefix="battle-private-"))
+    monkeypatch.chdir(private)
     try:
         os.chown(run_dir, nobody, nobody)
         sut = start_sut(command(haproxy), TEMPLATE, fleet.upstreams, run_dir, user=nobody)
@@ -218,6 +224,7 @@ def test_haproxy_runs_as_an_unprivileged_user(haproxy, fleet):
         assert "ALERT" not in sut.log.read_text()
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
+        shutil.rmtree(private, ignore_errors=True)
 
 
 @pytest.mark.parametrize("path", ["/v3/key-1", "/rpc?apikey=k1"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from scenarios.processes import free_ports
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -21,9 +22,9 @@ BLOCK_MS = 200
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    # Reserved (TIME_WAIT), not just seen free: no other test's port-0 bind takes it
+    # before the child binds it.
+    return free_ports(1)[0]
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +145,39 @@ def test_a_router_serving_another_chain_is_caught_as_invalid(provider, tmp_path)
     requests = rows(tmp_path / "client" / "requests.w0.csv")
     assert {r["outcome"] for r in requests} == {"invalid"}
     assert all("not the true hash" in r["error"] for r in requests)
+
+
+EVERY_METHOD = (
+    "eth_blockNumber=1,eth_chainId=1,eth_gasPrice=1,eth_getBalance=2,eth_getBlockByNumber=1,"
+    "eth_getBlockByNumber:historical=1,eth_call=2,eth_getLogs=1,eth_getTransactionReceipt=1"
+)
+
+
+def test_every_method_of_the_mix_answered_by_the_mock_is_true_alone_and_in_batches(
+    provider, tmp_path
+):
+    target, genesis = provider
+    done = worker(
+        tmp_path, target, genesis, "--rate", "200", "--mix", EVERY_METHOD, "--batch", "0.2:4=1"
+    )
+    assert done.returncode == 0, done.stderr
+    requests = rows(tmp_path / "client" / "requests.w0.csv")
+    assert len(requests) == 200 and any(r["method"] == "batch" for r in requests)
+    assert {r["outcome"] for r in requests} == {"ok"}, {r["error"] for r in requests}
+
+
+def test_balances_and_the_chain_id_of_another_chain_are_caught_as_invalid(provider, tmp_path):
+    target, genesis = provider
+    mix = "eth_getBalance=1,eth_chainId=1"
+    done = worker(
+        tmp_path, target, genesis, "--rate", "50", "--mix", mix, "--chain-id", "1", seed=SEED + 1
+    )
+    assert done.returncode == 0, done.stderr
+    requests = rows(tmp_path / "client" / "requests.w0.csv")
+    errors = {r["method"]: r["error"] for r in requests}
+    assert {r["outcome"] for r in requests} == {"invalid"}
+    assert errors["eth_chainId"] == "chain id must be 0x1, got 0x7a69"
+    assert errors["eth_getBalance"].startswith("balance of 0x")
 
 
 def test_workers_share_the_rate_and_each_writes_its_own_shard(provider, tmp_path):

@@ -13,6 +13,7 @@ from test_loadgen_transport import Server, ok, serve
 from loadgen import Clock, ConstantRate, Http1Transport, WorkerConfig, run_worker
 from loadgen.http1 import encode_post
 from loadgen.timer import PreciseTimer, precise_timer_available
+from scenarios.processes import free_ports
 
 pytestmark = [
     pytest.mark.timeout(30),
@@ -159,9 +160,9 @@ async def test_a_kept_alive_connection_the_server_closed_is_retried_once_on_a_ne
 
 
 async def test_a_refused_connection_is_a_conn_error_naming_the_address(nursery):
-    with trio.socket.socket() as s:
-        await s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    # Reserved, not merely seen free: nothing listens there, and no other test's
+    # port-0 bind can take it meanwhile.
+    (port,) = free_ports(1)
     d, rows, _ = await load(f"http://127.0.0.1:{port}/", 100, 0.02)
     assert d["outcomes"] == {"conn_error": 2}
     assert all(f"connect to 127.0.0.1:{port}" in r[12] for r in rows)

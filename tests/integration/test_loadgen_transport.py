@@ -13,6 +13,7 @@ import trio
 from loadgen import Clock, ConstantRate, Http1Transport, WorkerConfig, run_worker
 from loadgen.http1 import RemoteProtocolError
 from loadgen.transport import ConnectionClosedError
+from scenarios.processes import free_ports
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -237,7 +238,7 @@ async def test_warm_up_opens_idle_connections_the_first_calls_reuse(nursery):
     await post(transport, 1)
     await trio.sleep(0.05)
     assert server.connections == 2
-    with trio.socket.socket() as s:
-        await s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    # Reserved, not merely seen free: nothing listens there, and no other test's
+    # port-0 bind can take it meanwhile.
+    (port,) = free_ports(1)
     await Http1Transport(f"http://127.0.0.1:{port}/").warm_up(2)  # refused: no error

@@ -16,15 +16,19 @@ from loadgen.ws import WsConfig, parse_message, parse_subscriptions, run_ws_clie
 pytestmark = pytest.mark.timeout(30)
 
 BLOCK_S = 0.05
+STALL_S = 1.0
 
 
 class HeadsServer:
     """Serves eth_subscribe newHeads (a head every 50 ms) and eth_blockNumber.
     The first `drops` sessions are closed with code 1011 after 3 heads."""
 
-    def __init__(self, drops: int = 0) -> None:
+    def __init__(self, drops: int = 0, stall_call: int | None = None) -> None:
         self.drops = drops
         self.sessions = 0
+        # The eth_blockNumber call of this number (from 1) is answered STALL_S late.
+        self.stall_call = stall_call
+        self.calls = 0
 
     async def handler(self, request) -> None:
         ws = await request.accept()
@@ -66,6 +70,9 @@ class HeadsServer:
 
                         nursery.start_soon(heads)
                     else:
+                        self.calls += 1
+                        if self.calls == self.stall_call:
+                            await trio.sleep(STALL_S)
                         await ws.send_message(
                             json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": hex(head)})
                         )
@@ -101,6 +108,34 @@ async def test_every_notification_and_session_event_is_recorded(nursery):
     assert notes[0][5] == f"0x{101:064x}" and notes[0][6] == f"0x{100:064x}"
     # JSON-RPC calls over the same socket are requests rows with transport ws.
     assert len(requests) >= 3 and {r[3] for r in requests} == {"ws"}
+    assert {r[9] for r in requests} == {"ok"}
+
+
+async def test_a_one_second_stall_shows_in_the_latency_of_every_probe_it_delayed(nursery):
+    url = await serve(nursery, HeadsServer(stall_call=5))
+    t0 = time.time_ns()
+    config = WsConfig(
+        worker=2,
+        url=url,
+        t0_ns=t0,
+        duration_s=2.5,
+        subscriptions={"newHeads": 1},
+        call_interval_s=0.1,
+    )
+    requests: list[tuple] = []
+    await run_ws_clients(config, [], [], requests, clock=Clock(time.time_ns()))
+    # Probes are meant for t0 + k * 100 ms, every slot once, whatever the server does.
+    # (The first is the slot after the socket opened: 0.1 s unless the machine is slow.)
+    slots = [(r[6] - t0) / 100e6 for r in requests]
+    first = slots[0]
+    assert slots == [first + k for k in range(len(slots))] and len(slots) >= 15
+    latency_ms = [(r[8] - r[6]) / 1e6 for r in requests]
+    # The 5th probe waited the whole stall; the 9 slots that came while it waited went
+    # after it, and their latency counts from their own slot.
+    assert latency_ms[4] >= STALL_S * 1000
+    delayed = latency_ms[5:14]
+    assert all(lat >= (9 - i) * 100 - 0.01 for i, lat in enumerate(delayed)), delayed
+    assert all(r[7] - r[6] > 50_000_000 for r in requests[5:14])
     assert {r[9] for r in requests} == {"ok"}
 
 

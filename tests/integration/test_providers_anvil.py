@@ -19,6 +19,7 @@ import pytest
 from providers import Chain, MockNode
 from providers.anvil import find_anvil
 from providers.chain import TRANSFER_TOPIC
+from scenarios.processes import free_ports
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -51,11 +52,9 @@ DEPLOY = "0x" + _INIT + _RUNTIME
 
 
 def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    # Reserved (TIME_WAIT), not just seen free: no other test's port-0 bind takes it
+    # before the child binds it.
+    return free_ports(1)[0]
 
 
 def _start_anvil(port: int, timestamp: int, block_time_ms: int = 1000) -> subprocess.Popen:

@@ -5,6 +5,7 @@ invalid with nothing left running."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -89,6 +90,14 @@ def test_a_managed_sut_is_started_from_its_template_sampled_scraped_and_stopped(
     ).fetchone()[0]
     assert ok >= 70, "the router's own count of answered calls was scraped"
     assert_all_dead(spawned(run))
+    # The host-jitter probe: a row per second of the run, each summarising ~100 sleeps.
+    with open(run / "system" / "host_jitter.runner.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) >= 4
+    assert all(int(r["interval_ns"]) == 10_000_000 for r in rows)
+    assert max(int(r["samples"]) for r in rows) >= 50
+    assert all(0 <= int(r["oversleep_p50_ns"]) <= int(r["oversleep_max_ns"]) for r in rows)
+    assert all(int(r["t"]) % 1_000_000_000 == 0 for r in rows)
 
 
 def test_a_sut_dying_mid_run_ends_it_as_invalid_and_stops_everything(tmp_path):
@@ -139,11 +148,18 @@ def test_an_external_router_is_loaded_through_fixed_listeners_and_left_running(t
             duration_s=5,
             faults=[Fault("A", "reset", start_s=1, duration_s=2)],
             slos=["success_rate >= 0.99", "failovers >= 1"],
+            expect={"come_back_s": 2},
         )  # fmt: skip
         result = scenario.run(tmp_path / "runs")
         assert result.verdict == "passed", result.summary
+        # The fault ends at 3 s: the load ran 3 + come_back_s 2 + 2 = 7 s, not 5.
+        spec = json.loads((result.run_dir / "scenario.json").read_text())
+        assert (spec["duration_s"], spec["duration_s_declared"]) == (7, 5)
+        assert spec["expect"]["come_back_s"] == 2 and spec["expect_declared"] == ["come_back_s"]
         con = duckdb.connect(str(result.run_dir / "run.duckdb"), read_only=True)
         assert con.execute("SELECT count(*) FROM metrics").fetchone()[0] > 0
+        last = con.execute("SELECT max(t_intended) FROM requests").fetchone()[0]
+        assert last - spec["t0_ns"] > 6.5e9, "requests were planned past the declared 5 s"
         pids = spawned(result.run_dir)
         assert len(pids) == 4  # two providers, the proxy, one load worker: not the router
         assert_all_dead(pids)

@@ -131,11 +131,12 @@ def test_a_retry_on_the_same_provider_is_not_a_failover(tmp_path):
     assert judge_run(run, [FAILOVER]).metrics["failovers"] == 0
 
 
-def test_a_scheduled_fault_that_touched_no_exchange_makes_the_run_invalid(tmp_path):
+def test_a_fault_that_touched_none_of_the_traffic_it_met_makes_the_run_invalid(tmp_path):
+    # A is faulted for the first 100 ms and the proxy let its exchanges through.
     run = make_run(
         tmp_path,
         requests=[request(i) for i in range(3)],
-        upstream=[exchange(i, "B") for i in range(3)],
+        upstream=[exchange(i, "A") for i in range(3)],
         faults=["a-down"],
     )
     j = judge_run(run, [SUCCESS])

@@ -45,12 +45,36 @@ def recorded(tmp_path, *, slow: bool = False, failing: bool = False, name: str =
     )
 
 
+def test_a_failed_slo_shows_its_witnesses_in_every_report(tmp_path):
+    run = recorded(tmp_path, failing=True)
+    j = judge_run(run, [parse_slo(SLOS[0], name="success")])
+    write_reports(j, charts=False)
+    report = json.loads((run / "report.json").read_text())
+    slo = report["slos"][0]
+    # Calls 0, 10, ..., 50 timed out: six witnesses, in time order, and the query for all.
+    assert slo["witness_count"] == 6
+    assert [w["tag"] for w in slo["witnesses"]] == [f"bt-0-{i}" for i in range(0, 60, 10)]
+    assert {"at_s", "outcome", "attempts", "provider"} <= set(slo["witnesses"][0])
+    assert "FROM requests_x" in slo["witness_query"]
+    md = (run / "report.md").read_text()
+    assert "### Witnesses of `success` (6 of 6)" in md and "| bt-0-50 |" in md
+    assert "battle sql" in md
+    junit = (run / "junit.xml").read_text()
+    assert "witnesses (6 of 6)" in junit and "tag=bt-0-10" in junit
+
+
+def test_a_passed_slo_lists_no_witnesses(tmp_path):
+    run = recorded(tmp_path)
+    j = judge_run(run, [parse_slo(SLOS[0], name="success")])
+    assert j.slos[0].passed and j.slos[0].witnesses == [] and j.slos[0].witness_query == ""
+
+
 def test_report_json_is_versioned_and_carries_the_evidence(tmp_path):
     run = recorded(tmp_path, slow=True)
     j = judge_run(run, [parse_slo(s) for s in SLOS])
     write_reports(j, charts=False)
     report = json.loads((run / "report.json").read_text())
-    assert report["schema_version"] == 2 and report["verdict"] == "failed"
+    assert report["schema_version"] == 3 and report["verdict"] == "failed"
     slo = report["slos"][1]
     assert slo["passed"] is False and slo["observed"] == pytest.approx(150)
     assert slo["window"]["failing_windows"] == slo["window"]["windows"]

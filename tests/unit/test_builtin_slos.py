@@ -109,16 +109,20 @@ def sample(at_s: float, rss_mb: float) -> dict:
 
 
 def test_memory_growth_ignores_the_warm_up_and_fires_on_a_steady_leak(tmp_path):
-    # Start-up: 40 MB -> 60 MB in the first 4 s, then flat (noise of 0.2 MB).
+    # Ten calls a second for 20 s. Start-up: 40 MB -> 60 MB in the first 4 s, then flat
+    # (noise of 0.2 MB).
+    served = {"requests": [req(i, i * 100) for i in range(200)]}
     flat = [sample(s, 40 + 5 * s) for s in range(4)] + [
         sample(s, 60 + 0.2 * (s % 2)) for s in range(4, 21)
     ]
-    passed = judge(tmp_path, "long_running_stability", "memory_growth", {"system": flat}, "flat")
-    assert passed.passed and abs(passed.observed) < 1
-    # A leak of 0.5 MB a second after warm-up: 30 MB/min.
-    leak = [sample(s, 60 + 0.5 * s) for s in range(21)]
-    failed = judge(tmp_path, "long_running_stability", "memory_growth", {"system": leak}, "leak")
-    assert (failed.observed, failed.passed) == (pytest.approx(30), False)
+    passed = judge(tmp_path, "long_running_stability", "memory_growth",
+                   {**served, "system": flat}, "flat")  # fmt: skip
+    assert passed.passed and passed.observed < 0.5
+    # A leak of 1 KB per call after warm-up: 10 KB a second.
+    leak = [sample(s, 60 + 0.01 * s) for s in range(21)]
+    failed = judge(tmp_path, "long_running_stability", "memory_growth",
+                   {**served, "system": leak}, "leak")  # fmt: skip
+    assert failed.observed == pytest.approx(1.0, abs=0.05) and not failed.passed
 
 
 def outage(k: int, start_s: float, end_s: float) -> list[dict]:
@@ -130,15 +134,19 @@ def outage(k: int, start_s: float, end_s: float) -> list[dict]:
 
 
 def cycles(wasted: list[int]) -> dict:
-    """One 2 s outage of A every 5 s; in outage k, `wasted[k]` failed attempts 10 ms
-    apart, then nothing until it ends."""
-    faults, upstream = [], []
+    """One 2 s outage of A every 5 s; in outage k, `wasted[k]` client calls 10 ms apart
+    each failed on A (then served by B), then nothing to A until it ends."""
+    faults, upstream, calls = [], [], []
     for k, n in enumerate(wasted):
         start = 1 + 5 * k
         faults += outage(k, start, start + 2)
-        upstream += [up(None, "A", start * 1000 + 10 * i, outcome="conn_error", fault=f"a-flap#{k}")
-                     for i in range(n)]  # fmt: skip
-    return {"fault_events": faults, "upstream": upstream}
+        for i in range(n):
+            seq, at = 1000 + 100 * k + i, start * 1000 + 10 * i
+            calls.append(req(seq, at - 0.5))
+            upstream += [up(seq, "A", at, outcome="conn_error", fault=f"a-flap#{k}"),
+                         up(seq, "B", at + 1)]  # fmt: skip
+    return {"fault_events": faults, "upstream": upstream,
+            "requests": [req(0, 0), *calls, req(1, 20_000)]}  # fmt: skip
 
 
 def test_wasted_growth_fires_when_each_breaker_cycle_wastes_more(tmp_path):

@@ -37,16 +37,18 @@ def run_health(block_s: float) -> list[tuple]:
 
 def test_a_blocked_loop_shows_as_lag_in_that_seconds_row():
     rows = run_health(0.25)
-    assert len(rows) == 2
+    # One row per second: a busy machine may stretch the 2.2 s into a third second.
+    assert len(rows) >= 2
     assert rows[0][2] >= 240_000_000  # loop_lag_ns of the second holding the block
     assert rows[0][1] == "P0" and rows[0][3:6] == (3, 5, 0)
 
 
 def test_an_idle_loop_reports_little_lag():
     rows = run_health(0.0)
-    assert len(rows) == 2
-    # A shared CI machine can delay a 10 ms timer, but not by a quarter second.
-    assert all(r[2] < 100_000_000 for r in rows), rows
+    assert len(rows) >= 2
+    # A shared CI machine can delay a 10 ms timer, but not by the quarter second the
+    # blocked loop above shows: the bound is loose, the scheduler's lateness is not ours.
+    assert all(r[2] < 200_000_000 for r in rows), rows
     assert all(0 <= r[6] < 0.5 for r in rows)
 
 

@@ -12,6 +12,8 @@ from hdrh.histogram import HdrHistogram
 from loadgen import BatchSpec, Clock, ClosedLoop, ConstantRate, Summary, WorkerConfig, run_worker
 from loadgen.progress import active_faults, progress_line
 from loadgen.worker import HIST_MAX_US, record
+from providers import Chain, MockNode
+from scenarios.worker import ChainTruth
 
 T0 = 1_700_000_000_000_000_000  # an arbitrary epoch start, ns
 SEC = 1_000_000_000
@@ -279,3 +281,54 @@ async def test_the_summary_gives_the_cpu_time_of_the_load_per_call_sent(autojump
     assert summary.load_cpu_s > 0 and d["cpu_s_during_load"] == round(summary.load_cpu_s, 3)
     assert d["cpu_us_per_call"] == round(summary.load_cpu_s * 1e6 / 200, 1)
     assert Summary().as_dict()["cpu_us_per_call"] is None
+
+
+class MockChainUpstream:
+    """A mock provider (`providers.MockNode`) on the test's clock; `mangle` rewrites
+    the answers of a batch (a list of answer objects) before they are sent."""
+
+    def __init__(self, clock: Clock, mangle=lambda answers: answers) -> None:
+        self.chain = Chain(5, T0 - 300 * SEC)
+        self.node = MockNode(self.chain, clock.now_ns)
+        self.mangle = mangle
+
+    async def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        await trio.sleep(0.001)
+        answer = json.loads(self.node.handle(body))
+        if isinstance(answer, list):
+            answer = self.mangle(answer)
+        return 200, json.dumps(answer).encode()
+
+    async def aclose(self) -> None:
+        pass
+
+
+def rotated(answers: list[dict]) -> list[dict]:
+    results = [a["result"] for a in answers]
+    return [{**a, "result": r} for a, r in zip(answers, results[1:] + results[:1], strict=True)]
+
+
+@pytest.mark.parametrize(
+    "mangle,outcome",
+    [(lambda answers: answers[::-1], "ok"), (rotated, "invalid")],
+    ids=["reordered", "rotated"],
+)
+async def test_a_batch_is_one_row_ok_in_any_order_and_invalid_when_answers_change_ids(
+    autojump_clock, mangle, outcome
+):
+    clock = Clock(T0)
+    upstream = MockChainUpstream(clock, mangle)
+    rows: list[tuple] = []
+    cfg = config(
+        schedule=ConstantRate(10, 0.5),
+        mix={"eth_blockNumber": 1, "eth_chainId": 1, "eth_getBalance": 2},
+        batch=BatchSpec(1.0, {4: 1}),
+        seed=3,
+    )
+    summary = await run_worker(cfg, upstream, rows, clock=clock, truth=ChainTruth(upstream.chain))
+    assert [(r[4], r[5], r[9]) for r in rows] == [("batch", 4, outcome)] * 5
+    assert summary.outcomes == {outcome: 5}
+    if outcome == "invalid":
+        assert all(r[12].startswith("call ") for r in rows)
+    # A block number, or none: never a rotated balance (a BIGINT column).
+    assert all(r[15] is None or 0 <= r[15] < 1 << 63 for r in rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -39,16 +40,44 @@ def test_the_parser_reads_names_labels_escapes_and_special_values():
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ('x{a="1" 2', "bad label set|expected '}'"),
-        ("x{a=1} 2", "bad label set"),
-        ("x one", "value must be a number"),
-        ("x 1 2 3", "expected `value"),
-        ('{a="1"} 2', "expected a metric name"),
+        ('x{a="1" 2', "could not convert"),
+        ("x{a=1} 2", "Invalid labels"),
+        ("x one", "could not convert"),
+        ("x 1_000", "Invalid value"),
+        ('{a="1"} 2', "does not parse"),
     ],
 )
 def test_a_malformed_line_is_an_error_naming_it(line, message):
-    with pytest.raises(ValueError, match=f"line 2: ({message})"):
-        list(parse_exposition("ok 1\n" + line))
+    with pytest.raises(ValueError, match=f"line 2: {message}.*" + re.escape(repr(line))):
+        parse_exposition("ok 1\n" + line)
+
+
+def test_the_parser_takes_blanks_between_a_name_and_its_labels_and_exemplars():
+    text = (
+        '# TYPE m counter\nm {a="1"} 1\nm\t{a="2"}\t2\n'
+        "# TYPE c_total counter\nc_total 4\n"
+        'h_bucket{le="1"} 3 # {trace_id="x"} 0.5\n'
+    )
+    # Counters keep the names they were exposed with, with or without `_total`.
+    assert parse_exposition(text) == [
+        ("m", {"a": "1"}, 1.0),
+        ("m", {"a": "2"}, 2.0),
+        ("c_total", {}, 4.0),
+        ("h_bucket", {"le": "1"}, 3.0),
+    ]
+
+
+def test_a_histogram_keeps_its_bucket_sum_and_count_samples_in_order():
+    text = (
+        "# TYPE lat histogram\n"
+        'lat_bucket{le="0.1"} 2\nlat_bucket{le="+Inf"} 5\nlat_sum 1.5\nlat_count 5\n'
+    )
+    assert parse_exposition(text) == [
+        ("lat_bucket", {"le": "0.1"}, 2.0),
+        ("lat_bucket", {"le": "+Inf"}, 5.0),
+        ("lat_sum", {}, 1.5),
+        ("lat_count", {}, 5.0),
+    ]
 
 
 def test_the_parser_reads_the_reference_routers_own_exposition():

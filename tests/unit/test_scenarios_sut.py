@@ -6,11 +6,13 @@ import sys
 
 import pytest
 
-from scenarios import ConfigError, managed, mock, reference_router, remote
+from scenarios import ConfigError, Sut, external, managed, mock, reference_router, remote
 from scenarios.sut import (
+    command_context,
     plan_sut,
     proxy_upstream,
     proxy_ws_upstream,
+    render_command,
     render_template,
     template_context,
     upstreams_for,
@@ -84,3 +86,48 @@ def test_the_reference_router_is_rendered_with_every_option(tmp_path):
     assert "failover = false" in plan.config_text and 'strategy = "priority"' in plan.config_text
     assert "[circuit_breaker]\nenabled = false" in plan.config_text
     assert plan.metrics_url == "http://127.0.0.1:9000/metrics"
+
+
+def test_command_items_are_jinja_templates_and_a_list_expands_one_item_per_element(tmp_path):
+    # A router configured by flags alone: no script, no template.
+    sut = managed(
+        ["{{ python }}", "r.py", "--listen", "{{ listen_host }}:{{ port }}",
+         {"each": "upstreams", "as": "u", "arg": "--upstream={{ u.name }}={{ u.url }}"},
+         {"each": "upstreams", "args": ["--ws", "{{ item.ws_url }}"]},
+         "--mode={{ mode }}", "--old={port}", "--dir={{ run_dir }}"],
+        mode="fast",
+    )  # fmt: skip
+    sut.check()
+    plan = plan_sut(sut, 9000, upstreams_for([mock("A"), mock("B")], [7001, 7002]), tmp_path)
+    assert plan.argv == (
+        sys.executable, "r.py", "--listen", "127.0.0.1:9000",
+        "--upstream=A=http://127.0.0.1:7001/", "--upstream=B=http://127.0.0.1:7002/",
+        "--ws", "ws://127.0.0.1:7001/", "--ws", "ws://127.0.0.1:7002/",
+        "--mode=fast", "--old=9000", f"--dir={tmp_path.resolve()}",
+    )  # fmt: skip
+
+
+def test_a_command_item_needing_an_unknown_variable_is_an_error_naming_the_item(tmp_path):
+    context = command_context(
+        {"upstreams": [], "run_dir": str(tmp_path), "mode": "x"}, 9000, tmp_path / "c"
+    )
+    assert render_command(["--config={{ config }}"], context) == [f"--config={tmp_path / 'c'}"]
+    with pytest.raises(ConfigError, match=r"sut.command\[1\]: 'nonsense' is undefined"):
+        render_command(["r", "{{ nonsense }}"], context)
+    with pytest.raises(ConfigError, match=r"sut.command\[0\].each must name a list variable"):
+        render_command([{"each": "mode", "arg": "{{ item }}"}], context)
+
+
+def test_the_client_path_replaces_slash_for_the_load_but_not_for_the_probe(tmp_path):
+    ups = upstreams_for([mock("A")], [7001])
+    plan = plan_sut(Sut(path="/v1/KEY"), 9000, ups, tmp_path)
+    assert (plan.url, plan.ws_url, plan.base_url) == (
+        "http://127.0.0.1:9000/v1/KEY", "ws://127.0.0.1:9000/v1/KEY", "http://127.0.0.1:9000/",
+    )  # fmt: skip
+    assert plan.metrics_url == "http://127.0.0.1:9000/metrics"
+    elsewhere = plan_sut(Sut(path="/v1/KEY", ws_path="/ws"), 9000, ups, tmp_path)
+    assert elsewhere.ws_url == "ws://127.0.0.1:9000/ws", "an explicit ws_path is kept"
+    ext = plan_sut(external("http://127.0.0.1:8545/rpc", path="/v1/KEY"), None, ups, tmp_path)
+    assert (ext.url, ext.ws_url, ext.base_url) == (
+        "http://127.0.0.1:8545/v1/KEY", "ws://127.0.0.1:8545/v1/KEY", "http://127.0.0.1:8545/",
+    )  # fmt: skip

@@ -1,0 +1,839 @@
+"""A priority JSON-RPC router on aiohttp (server and client), written without looking at
+examples/reference_router, so that Battle is proven on a router it did not shape.
+
+    python tests/routers/aio_priority.py --listen 127.0.0.1:0 \
+        --upstream A=http://127.0.0.1:8101/,ws://127.0.0.1:8101/ \
+        --upstream B=http://127.0.0.1:8102/ [--defect NAME]... [--set KEY=VALUE]...
+    python tests/routers/aio_priority.py --config router.json   (tests/routers/aio_priority.json.j2)
+
+Policy (each number a setting, see SETTINGS):
+- Upstreams in the order given; the first one available serves (available: breaker not
+  open, not inside a rate-limit back-off).
+- Each attempt within 1 s, the whole request within 3 s. An attempt fails on a
+  connection error, a timeout, HTTP 5xx or 429 (any non-2xx), a body that is not JSON,
+  an answer whose ids do not match, or a JSON-RPC error that is the provider's fault
+  (-32005, -32603, -32002, 429, -32000 "header not found"); the next upstream is then
+  tried. Execution errors (-32000 "execution reverted", -32602, ...) are answers and go
+  back to the client.
+- Circuit breaker per upstream: opens after 5 consecutive failures or 2 consecutive
+  timeouts, stays open 5 s, then lets one real client call through as a probe; a failed
+  probe opens it again for twice as long (at most 60 s), a success closes it and resets
+  the open time.
+- HTTP 429 (Retry-After: seconds or a date) or JSON-RPC -32005 (Infura's
+  data.rate.backoff_seconds, data.try_again_in, else 1 s) skips the upstream until the
+  back-off ends; it does not count against the breaker.
+- Batches go upstream as one batch; answers are matched back by id and returned in the
+  request's order. JSON-RPC ids are rewritten on the way up (the router's own counter)
+  and mapped back. The X-Battle-Tag header is NOT forwarded: Battle has to correlate
+  this router's attempts by time, which is what this router is for.
+- WebSocket on the same port (GET / with an upgrade): eth_subscribe newHeads gets a
+  router-made id; one upstream newHeads subscription (the first available upstream with
+  a ws_url) is fanned out to every client. On its close, or 3 s of silence, it moves to
+  the next upstream, and blocks missed meanwhile are fetched with eth_getBlockByNumber,
+  so clients see every block once, in order. Other calls over the socket go through
+  the HTTP path.
+- GET /health answers 200. Prints `ready http://HOST:PORT` once serving; exits 0 on
+  SIGTERM or SIGINT; bad arguments: one line on stderr, exit 2.
+
+DEFECTS (all off by default) switch one piece of the policy off or wrong, so that a test
+or a Battle SLO has something real to catch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import email.utils
+import itertools
+import json
+import re
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+DEFECTS = {
+    "no_failover": "one attempt only: the first upstream's failure goes to the client",
+    "no_breaker": "the breaker never opens: a failing upstream is tried first on every call",
+    "breaker_never_closes": "once open a breaker never half-opens: the upstream never comes back",
+    "ignore_retry_after": "rate limits are not honoured: a limited upstream keeps getting calls",
+    "retry_storm": "a failed attempt is repeated 5 more times on the same upstream first",
+    "no_ws_resubscribe": "after the upstream newHeads socket closes or stalls, no resubscribe",
+    "no_gap_fill": "resubscribes, but blocks missed meanwhile are not backfilled",
+    "duplicate_notifications": "every newHeads notification is sent to clients twice",
+    "head_backwards": "every 2nd eth_blockNumber answer is lowered by 3 blocks",
+    "slow_leak": "keeps 1 KB resident per JSON-RPC call (each batch element) forever",
+    "swallow_errors": "when every attempt failed: HTTP 200 with result null, not an error",
+    "add_latency_15ms": "sleeps 15 ms in every client request",
+    "batch_wrong_ids": "batch answers rotated onto the wrong ids",
+    "attempt_timeout_30s": "attempt timeout 30 s and deadline 35 s: a hung upstream hangs calls",
+}
+
+SETTINGS: dict[str, float] = {
+    "attempt_timeout_s": 1.0,
+    "deadline_s": 3.0,
+    "failure_threshold": 5,
+    "timeout_threshold": 2,
+    "breaker_open_s": 5.0,
+    "breaker_max_open_s": 60.0,
+    "default_retry_after_s": 1.0,
+    "stall_s": 3.0,
+    "backfill_limit": 64,
+    "client_queue": 256,
+}
+
+PROG = "aio_priority"
+LEAK_BYTES = 1024
+PROVIDER_FAULT_CODES = {-32603, -32002, -32005, 429}
+RATE_LIMIT_CODES = {-32005, 429}
+# -32000 is both geth's execution error and its "header not found" (a node behind the
+# head); only the latter is the provider's fault.
+PROVIDER_FAULT_MESSAGES = re.compile(
+    r"header not found|missing trie node|rate limit|too many", re.I
+)
+
+
+class UsageError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Upstream:
+    name: str
+    url: str
+    ws_url: str | None
+
+
+@dataclass
+class Config:
+    host: str
+    port: int
+    upstreams: list[Upstream]
+    defects: set[str]
+    settings: dict[str, float]
+
+
+def _upstream_from_flag(text: str) -> Upstream:
+    name, sep, urls = text.partition("=")
+    if not sep or not name or not urls:
+        raise UsageError(f"--upstream {text!r}: expected NAME=HTTP_URL[,WS_URL]")
+    url, _, ws_url = urls.partition(",")
+    return Upstream(name, url, ws_url or None)
+
+
+def _listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise UsageError(f"listen {text!r}: expected HOST:PORT")
+    return host or "127.0.0.1", int(port)
+
+
+def load_config(argv: list[str]) -> Config:
+    """Config file first, then the flags: --listen replaces, --upstream (any) replaces
+    the file's list, --defect and --set add.
+
+    Raises:
+        UsageError: with the one line to print.
+    """
+    parser = argparse.ArgumentParser(prog=PROG, add_help=True)
+    parser.add_argument("--config")
+    parser.add_argument("--listen")
+    parser.add_argument("--upstream", action="append", default=[])
+    parser.add_argument("--defect", action="append", default=[])
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    data: dict[str, Any] = {}
+    if args.config:
+        try:
+            data = json.loads(Path(args.config).read_text())
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--config {args.config}: {exc}") from None
+    listen = args.listen or data.get("listen") or "127.0.0.1:0"
+    host, port = _listen(listen)
+    upstreams = [_upstream_from_flag(u) for u in args.upstream] or [
+        Upstream(u["name"], u["url"], u.get("ws_url")) for u in data.get("upstreams", [])
+    ]
+    if not upstreams:
+        raise UsageError("no upstreams: give --upstream NAME=URL or a config with upstreams")
+    defects = set(data.get("defects", []))
+    for item in args.defect:
+        defects.update(d for d in item.split(",") if d)
+    unknown = sorted(defects - set(DEFECTS))
+    if unknown:
+        raise UsageError(f"unknown defect {unknown[0]!r}; known: {', '.join(DEFECTS)}")
+    settings = dict(SETTINGS)
+    given = dict(data.get("settings", {}))
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--set {item!r}: expected KEY=VALUE")
+        given[key] = value
+    for key, value in given.items():
+        if key not in SETTINGS:
+            raise UsageError(f"unknown setting {key!r}; known: {', '.join(SETTINGS)}")
+        try:
+            settings[key] = float(value)
+        except (TypeError, ValueError):
+            raise UsageError(f"setting {key}: not a number: {value!r}") from None
+    if "attempt_timeout_30s" in defects:
+        settings["attempt_timeout_s"], settings["deadline_s"] = 30.0, 35.0
+    return Config(host, port, upstreams, defects, settings)
+
+
+# ---------------------------------------------------------------------------------------
+# Health: breaker and rate-limit back-off per upstream
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Health:
+    settings: dict[str, float]
+    defects: set[str]
+    state: str = "closed"  # closed | open | half_open
+    failures: int = 0
+    timeouts: int = 0
+    opened_at: float = 0.0
+    open_s: float = 0.0
+    probing: bool = False
+    limited_until: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.open_s = self.settings["breaker_open_s"]
+
+    def available(self, now: float) -> bool:
+        """Could serve now (no side effect: the feed uses it to pick a socket)."""
+        if now < self.limited_until:
+            return False
+        if self.state == "closed":
+            return True
+        if self.state == "open":
+            return (
+                "breaker_never_closes" not in self.defects and now >= self.opened_at + self.open_s
+            )
+        return not self.probing
+
+    def acquire(self, now: float) -> bool:
+        """Takes the upstream for one attempt; an open breaker past its time lets this one
+        call through as the probe."""
+        if not self.available(now):
+            return False
+        if self.state != "closed":
+            self.state, self.probing = "half_open", True
+        return True
+
+    def release(self) -> None:
+        self.probing = False
+
+    def success(self) -> None:
+        self.failures = self.timeouts = 0
+        if self.state != "closed":
+            self.state, self.open_s = "closed", self.settings["breaker_open_s"]
+
+    def failure(self, now: float, timeout: bool) -> None:
+        if "no_breaker" in self.defects:
+            return
+        if self.state == "half_open":
+            self.open_s = min(self.open_s * 2, self.settings["breaker_max_open_s"])
+            self.state, self.opened_at = "open", now
+            return
+        self.failures += 1
+        self.timeouts = self.timeouts + 1 if timeout else 0
+        if (
+            self.failures >= self.settings["failure_threshold"]
+            or self.timeouts >= self.settings["timeout_threshold"]
+        ):
+            self.state, self.opened_at = "open", now
+
+    def rate_limited(self, now: float, seconds: float) -> None:
+        if "ignore_retry_after" not in self.defects:
+            self.limited_until = max(self.limited_until, now + seconds)
+
+
+# ---------------------------------------------------------------------------------------
+# Classifying an upstream's answer
+# ---------------------------------------------------------------------------------------
+
+
+class AttemptFailed(Exception):
+    """An attempt the next upstream should get. `answer`: what to give the client if it
+    is the last one (an HTTP status and body), None for a transport failure."""
+
+    def __init__(self, why: str, *, timeout: bool = False, limit_s: float | None = None,
+                 answer: tuple[int, Any] | None = None) -> None:  # fmt: skip
+        super().__init__(why)
+        self.timeout, self.limit_s, self.answer = timeout, limit_s, answer
+
+
+def _seconds(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        m = re.fullmatch(r"\s*([0-9.]+)\s*(ms|s)?\s*", value)
+        if m:
+            n = float(m.group(1))
+            return n / 1000 if m.group(2) == "ms" else n
+        with contextlib.suppress(TypeError, ValueError, IndexError):
+            return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    return None
+
+
+def _rate_hint(error: dict[str, Any]) -> float | None:
+    data = error.get("data")
+    if isinstance(data, dict):
+        rate = data.get("rate")
+        if isinstance(rate, dict) and _seconds(rate.get("backoff_seconds")):
+            return _seconds(rate.get("backoff_seconds"))
+        if _seconds(data.get("try_again_in")):
+            return _seconds(data.get("try_again_in"))
+    return None
+
+
+def _fault(error: Any) -> tuple[bool, bool]:
+    """(provider's fault, rate limit) for one JSON-RPC error object."""
+    if not isinstance(error, dict):
+        return False, False
+    code, message = error.get("code"), str(error.get("message", ""))
+    limit = code in RATE_LIMIT_CODES or (code == -32000 and "rate limit" in message.lower())
+    fault = code in PROVIDER_FAULT_CODES or bool(
+        code == -32000 and PROVIDER_FAULT_MESSAGES.search(message)
+    )
+    return fault or limit, limit
+
+
+# ---------------------------------------------------------------------------------------
+# The router
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outgoing:
+    """One client request, rewritten for upstream: our ids, and the way back."""
+
+    payload: Any  # dict or list, with our ids
+    back: dict[int, Any]  # our id -> the client's id
+    order: list[int | None]  # our ids in the client's order (None: a notification)
+    batch: bool
+
+
+class Router:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.settings = config.settings
+        self.defects = config.defects
+        self.health = {u.name: Health(self.settings, self.defects) for u in config.upstreams}
+        self.ids = itertools.count(1)
+        self.session: aiohttp.ClientSession | None = None
+        self.leak: list[bytearray] = []
+        self.block_number_calls = 0
+        self.feed: Feed | None = None
+
+    def has(self, defect: str) -> bool:
+        return defect in self.defects
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=64, keepalive_timeout=30)
+        self.session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+
+    # -- id rewriting -------------------------------------------------------------------
+
+    def rewrite(self, request: Any) -> Outgoing:
+        batch = isinstance(request, list)
+        elements = request if batch else [request]
+        back: dict[int, Any] = {}
+        order: list[int | None] = []
+        out = []
+        for element in elements:
+            if isinstance(element, dict) and "id" in element:
+                ours = next(self.ids)
+                back[ours] = element["id"]
+                order.append(ours)
+                out.append({**element, "id": ours})
+            else:
+                order.append(None)
+                out.append(element)
+        return Outgoing(out if batch else out[0], back, order, batch)
+
+    def map_back(self, outgoing: Outgoing, answer: Any) -> Any:
+        """The upstream's answer with the client's ids, in the client's order.
+
+        Raises:
+            AttemptFailed: the answer does not answer what was asked.
+        """
+        items = answer if isinstance(answer, list) else [answer]
+        if outgoing.batch != isinstance(answer, list) and outgoing.back:
+            # A single error object for a whole batch (rate limiters do this) is a
+            # provider answer, not a batch answer.
+            if isinstance(answer, dict) and "error" in answer:
+                fault, limit = _fault(answer["error"])
+                if fault:
+                    raise AttemptFailed(
+                        "collapsed error", limit_s=self._limit(answer["error"]) if limit else None,
+                        answer=(200, answer),
+                    )  # fmt: skip
+            raise AttemptFailed("answer shape does not match the request")
+        by_id: dict[int, dict[str, Any]] = {}
+        for item in items:
+            if not isinstance(item, dict) or item.get("id") not in outgoing.back:
+                raise AttemptFailed("answer with an id that was not asked")
+            by_id[item["id"]] = item
+        if set(by_id) != set(outgoing.back):
+            raise AttemptFailed("answer misses ids")
+        mapped = [
+            {**by_id[ours], "id": outgoing.back[ours]}
+            for ours in outgoing.order
+            if ours is not None
+        ]
+        return mapped if outgoing.batch else mapped[0]
+
+    def _limit(self, error: dict[str, Any]) -> float:
+        return _rate_hint(error) or self.settings["default_retry_after_s"]
+
+    # -- attempts -----------------------------------------------------------------------
+
+    async def attempt(self, upstream: Upstream, outgoing: Outgoing, timeout: float) -> Any:
+        assert self.session is not None
+        body = json.dumps(outgoing.payload, separators=(",", ":")).encode()
+        try:
+            async with self.session.post(
+                upstream.url,
+                data=body,
+                headers={"Content-Type": "application/json"},
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as response:
+                raw = await response.read()
+                status = response.status
+                retry_after = response.headers.get("Retry-After")
+        except TimeoutError:
+            raise AttemptFailed("timeout", timeout=True) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise AttemptFailed(f"connection: {exc!r}") from None
+        try:
+            answer = json.loads(raw) if raw else None
+        except ValueError:
+            answer = None
+        if not outgoing.back and 200 <= status < 300:
+            return None  # notifications only: there is no answer to give
+        if status == 429:
+            limit = _seconds(retry_after) if retry_after else None
+            if limit is None and isinstance(answer, dict):
+                limit = _rate_hint(answer.get("error") or {})
+            raise AttemptFailed(
+                "HTTP 429", limit_s=limit or self.settings["default_retry_after_s"],
+                answer=(status, answer),
+            )  # fmt: skip
+        if not 200 <= status < 300:
+            raise AttemptFailed(f"HTTP {status}", answer=(status, answer))
+        if answer is None:
+            raise AttemptFailed("not JSON")
+        mapped = self.map_back(outgoing, answer)
+        for item in mapped if isinstance(mapped, list) else [mapped]:
+            fault, limit = _fault(item.get("error"))
+            if fault:
+                hint = _seconds(retry_after) if retry_after else None
+                raise AttemptFailed(
+                    f"provider error {item['error'].get('code')}",
+                    limit_s=(hint or self._limit(item["error"])) if limit else None,
+                    answer=(200, mapped),
+                )
+        return mapped
+
+    def candidates(self, now: float) -> list[Upstream]:
+        return [u for u in self.config.upstreams if self.health[u.name].available(now)]
+
+    async def route(self, request: Any) -> tuple[int, Any]:
+        """One client request (object or batch) to (HTTP status, JSON answer)."""
+        if self.has("slow_leak"):
+            for _ in request if isinstance(request, list) else [request]:
+                # Filled with a non-zero byte so that every page is written, hence resident.
+                self.leak.append(bytearray(b"\x01") * LEAK_BYTES)
+        if self.has("add_latency_15ms"):
+            await asyncio.sleep(0.015)
+        outgoing = self.rewrite(request)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings["deadline_s"]
+        last: AttemptFailed | None = None
+        tried: set[str] = set()
+        repeats = 5 if self.has("retry_storm") else 0
+        while True:
+            now = loop.time()
+            remaining = deadline - now
+            if remaining <= 0:
+                break
+            upstream = next(
+                (u for u in self.config.upstreams
+                 if u.name not in tried and self.health[u.name].acquire(now)),
+                None,
+            )  # fmt: skip
+            if upstream is None:
+                break
+            tried.add(upstream.name)
+            health = self.health[upstream.name]
+            for _ in range(1 + repeats):
+                timeout = min(self.settings["attempt_timeout_s"], deadline - loop.time())
+                if timeout <= 0:
+                    break
+                try:
+                    answer = await self.attempt(upstream, outgoing, timeout)
+                except AttemptFailed as exc:
+                    last = exc
+                    if exc.limit_s is not None:
+                        # ignore_retry_after: no back-off, so the next call asks again.
+                        health.rate_limited(loop.time(), exc.limit_s)
+                        # A limit is the provider asking for room, not a failure: the
+                        # breaker leaves it alone; a probe that got one ends unjudged.
+                        if health.state == "half_open":
+                            health.state = "open"
+                            health.opened_at = loop.time()
+                        break
+                    health.failure(loop.time(), exc.timeout)
+                    continue
+                except asyncio.CancelledError:
+                    health.release()
+                    raise
+                else:
+                    health.success()
+                    health.release()
+                    return 200, self.finish(request, answer)
+            health.release()
+            if self.has("no_failover"):
+                break
+        return self.give_up(request, outgoing, last)
+
+    def finish(self, request: Any, answer: Any) -> Any:
+        if isinstance(answer, list) and self.has("batch_wrong_ids") and len(answer) > 1:
+            ids = [item.get("id") for item in answer]
+            answer = [{**item, "id": ids[(i + 1) % len(ids)]} for i, item in enumerate(answer)]
+        if isinstance(request, dict) and request.get("method") == "eth_blockNumber":
+            self.block_number_calls += 1
+            if (
+                self.has("head_backwards")
+                and self.block_number_calls % 2 == 0
+                and isinstance(answer, dict)
+                and isinstance(answer.get("result"), str)
+            ):
+                n = int(answer["result"], 16)
+                answer = {**answer, "result": hex(max(0, n - 3))}
+        return answer
+
+    def give_up(
+        self, request: Any, outgoing: Outgoing, last: AttemptFailed | None
+    ) -> tuple[int, Any]:
+        ids = [outgoing.back[o] for o in outgoing.order if o is not None]
+        if self.has("swallow_errors"):
+            results = [{"jsonrpc": "2.0", "id": i, "result": None} for i in ids]
+            return 200, results if outgoing.batch else results[0]
+        if last is not None and last.answer is not None and last.answer[0] == 200:
+            # The last upstream answered with a JSON-RPC error: that answer, our ids undone.
+            return 200, last.answer[1]
+        why = str(last) if last is not None else "no upstream available"
+        status = 503 if last is None else 502
+        errors = [
+            {"jsonrpc": "2.0", "id": i, "error": {"code": -32603, "message": f"router: {why}"}}
+            for i in ids
+        ] or [{"jsonrpc": "2.0", "id": None, "error": {"code": -32603, "message": why}}]
+        return status, errors if outgoing.batch else errors[0]
+
+
+# ---------------------------------------------------------------------------------------
+# WebSocket: one upstream newHeads feed, fanned out
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)  # kept in a set: hashed by identity
+class Client:
+    ws: web.WebSocketResponse
+    queue: asyncio.Queue[str]
+    subscriptions: set[str] = field(default_factory=set)
+
+
+class Feed:
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self.clients: dict[str, Client] = {}  # router subscription id -> client
+        self.sub_ids = itertools.count(1)
+        self.task: asyncio.Task[None] | None = None
+        self.last: int | None = None
+        self.upstream: str | None = None
+
+    def subscribe(self, client: Client) -> str:
+        sub = f"0x{next(self.sub_ids):032x}"
+        client.subscriptions.add(sub)
+        self.clients[sub] = client
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self.run())
+        return sub
+
+    def unsubscribe(self, sub: str) -> bool:
+        client = self.clients.pop(sub, None)
+        if client is None:
+            return False
+        client.subscriptions.discard(sub)
+        return True
+
+    def deliver(self, header: dict[str, Any]) -> None:
+        times = 2 if self.router.has("duplicate_notifications") else 1
+        for sub, client in list(self.clients.items()):
+            note = json.dumps(
+                {"jsonrpc": "2.0", "method": "eth_subscription",
+                 "params": {"subscription": sub, "result": header}}
+            )  # fmt: skip
+            for _ in range(times):
+                try:
+                    client.queue.put_nowait(note)
+                except asyncio.QueueFull:
+                    # A client this far behind would only see ever older blocks.
+                    asyncio.get_running_loop().create_task(
+                        client.ws.close(code=1008, message=b"too slow")
+                    )
+                    break
+
+    async def backfill(self, upto: int) -> None:
+        """Blocks after the last delivered one and before `upto`, over HTTP."""
+        assert self.last is not None
+        first = max(self.last + 1, upto - int(self.router.settings["backfill_limit"]))
+        for n in range(first, upto):
+            request = {"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber",
+                       "params": [hex(n), False]}  # fmt: skip
+            status, answer = await self.router.route(request)
+            block = answer.get("result") if status == 200 and isinstance(answer, dict) else None
+            if not isinstance(block, dict):
+                return  # the rest is left to the feed: never deliver out of order
+            header = {k: v for k, v in block.items() if k not in ("transactions", "uncles")}
+            self.deliver(header)
+            self.last = n
+
+    async def on_header(self, header: dict[str, Any]) -> None:
+        try:
+            n = int(header["number"], 16)
+        except (KeyError, TypeError, ValueError):
+            return
+        if self.last is not None:
+            if n <= self.last:
+                return  # seen (a new socket repeats the head), or older than seen
+            if n > self.last + 1 and not self.router.has("no_gap_fill"):
+                await self.backfill(n)
+        self.deliver(header)
+        self.last = n if self.last is None else max(self.last, n)
+
+    def pick(self, avoid: str | None) -> Upstream | None:
+        now = asyncio.get_running_loop().time()
+        with_ws = [u for u in self.router.config.upstreams if u.ws_url]
+        healthy = [u for u in with_ws if self.router.health[u.name].available(now)]
+        for group in ([u for u in healthy if u.name != avoid], healthy, with_ws):
+            if group:
+                return group[0]
+        return None
+
+    async def run(self) -> None:
+        avoid: str | None = None
+        while True:
+            upstream = self.pick(avoid)
+            if upstream is None:
+                return
+            self.upstream = upstream.name
+            try:
+                await self.follow(upstream)
+            except (aiohttp.ClientError, OSError, TimeoutError, ValueError):
+                pass
+            self.upstream = None
+            if self.router.has("no_ws_resubscribe"):
+                return
+            avoid = upstream.name
+            await asyncio.sleep(0.05)  # a dead fleet is not hammered in a tight loop
+
+    async def follow(self, upstream: Upstream) -> None:
+        """Subscribes on `upstream` and hands its headers on until it closes or stalls."""
+        assert self.router.session is not None and upstream.ws_url
+        stall = self.router.settings["stall_s"]
+        async with self.router.session.ws_connect(
+            upstream.ws_url, timeout=aiohttp.ClientWSTimeout(ws_close=1)
+        ) as ws:
+            await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe",
+                                          "params": ["newHeads"]}))  # fmt: skip
+            sub: str | None = None
+            while True:
+                message = await asyncio.wait_for(ws.receive(), stall)
+                if message.type != aiohttp.WSMsgType.TEXT:
+                    return  # closed, closing or an error
+                data = json.loads(message.data)
+                if sub is None:
+                    if data.get("id") == 1:
+                        if "result" not in data:
+                            return
+                        sub = data["result"]
+                    continue
+                params = data.get("params") or {}
+                if data.get("method") == "eth_subscription" and params.get("subscription") == sub:
+                    await self.on_header(params.get("result") or {})
+
+
+# ---------------------------------------------------------------------------------------
+# The server
+# ---------------------------------------------------------------------------------------
+
+
+def _parse_error() -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "parse error"}}
+
+
+def _invalid(request: Any) -> bool:
+    return not isinstance(request, dict | list) or request == []
+
+
+async def handle_post(request: web.Request) -> web.StreamResponse:
+    router: Router = request.app["router"]
+    try:
+        body = json.loads(await request.read())
+    except ValueError:
+        return web.json_response(_parse_error())
+    if _invalid(body):
+        error = {
+            "jsonrpc": "2.0",
+            "id": None,
+            "error": {"code": -32600, "message": "invalid request"},
+        }
+        return web.json_response(error)
+    status, answer = await router.route(body)
+    if answer is None:
+        return web.Response(status=204)
+    return web.json_response(
+        answer, status=status, dumps=lambda o: json.dumps(o, separators=(",", ":"))
+    )
+
+
+async def handle_get(request: web.Request) -> web.StreamResponse:
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        return web.Response(status=405, text="POST JSON-RPC here, or upgrade to a WebSocket\n")
+    return await handle_ws(request)
+
+
+async def handle_ws(request: web.Request) -> web.StreamResponse:
+    router: Router = request.app["router"]
+    assert router.feed is not None
+    feed = router.feed
+    ws = web.WebSocketResponse(max_msg_size=16 * 1024 * 1024)
+    await ws.prepare(request)
+    client = Client(ws, asyncio.Queue(int(router.settings["client_queue"])))
+    request.app["clients"].add(client)
+
+    async def writer() -> None:
+        while True:
+            await ws.send_str(await client.queue.get())
+
+    async def call(message: Any) -> None:
+        method = message.get("method") if isinstance(message, dict) else None
+        if method == "eth_subscribe":
+            params = message.get("params") or []
+            if params[:1] == ["newHeads"]:
+                answer: Any = {
+                    "jsonrpc": "2.0",
+                    "id": message.get("id"),
+                    "result": feed.subscribe(client),
+                }
+            else:
+                error = {"code": -32602, "message": "only newHeads is supported"}
+                answer = {"jsonrpc": "2.0", "id": message.get("id"), "error": error}
+        elif method == "eth_unsubscribe":
+            params = message.get("params") or [None]
+            answer = {
+                "jsonrpc": "2.0",
+                "id": message.get("id"),
+                "result": feed.unsubscribe(params[0]),
+            }
+        else:
+            _, answer = await router.route(message)
+            if answer is None:
+                return
+        with contextlib.suppress(asyncio.QueueFull):
+            client.queue.put_nowait(json.dumps(answer))
+
+    tasks: set[asyncio.Task[None]] = set()
+    writing = asyncio.get_running_loop().create_task(writer())
+    try:
+        async for message in ws:
+            if message.type != aiohttp.WSMsgType.TEXT:
+                continue
+            try:
+                data = json.loads(message.data)
+            except ValueError:
+                client.queue.put_nowait(json.dumps(_parse_error()))
+                continue
+            task = asyncio.get_running_loop().create_task(call(data))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+    finally:
+        for sub in list(client.subscriptions):
+            feed.unsubscribe(sub)
+        for task in [*tasks, writing]:
+            task.cancel()
+        request.app["clients"].discard(client)
+    return ws
+
+
+async def handle_health(request: web.Request) -> web.StreamResponse:
+    return web.json_response({"status": "ok"})
+
+
+async def serve(config: Config, stop: asyncio.Event) -> None:
+    router = Router(config)
+    router.feed = Feed(router)
+    await router.start()
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app["router"] = router
+    app["clients"] = set()
+    app.router.add_get("/health", handle_health)
+    app.router.add_post("/{tail:.*}", handle_post)
+    app.router.add_get("/{tail:.*}", handle_get)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1)
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    print(f"ready http://{host}:{port}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        if router.feed.task is not None:
+            router.feed.task.cancel()
+        for client in list(app["clients"]):
+            await client.ws.close(code=1001, message=b"router stopping")
+        await runner.cleanup()
+        await router.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        config = load_config(sys.argv[1:] if argv is None else argv)
+    except UsageError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(config, stop)
+
+    try:
+        asyncio.run(run())
+    except OSError as exc:
+        print(f"{PROG}: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,313 @@
+"""The router-agnostic invariants and the policy figures, each on literal rows: once on
+a run that breaks it (with its witnesses) and once on one that does not."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+from analysis_rows import T0, S, fault, make_run, req, stopped, up
+
+from analysis.database import build, finish, ingest
+from analysis.queries import query
+from analysis.slo import Check, parse_slo
+from analysis.verdict import judge_database
+
+PROVIDERS = [{"name": n, "kind": "mock"} for n in ("A", "B", "C")]
+
+
+def db(tmp_path, tables, scenario=None, name="run"):
+    spec = {"providers": PROVIDERS, **(scenario or {})}
+    run = make_run(tmp_path, tables, scenario=spec, name=name)
+    return duckdb.connect(str(ingest(run)))
+
+
+def value(con, name):
+    return con.execute(query(name)).fetchall()[0][0]
+
+
+def judged(con, check):
+    return check.judge(con)
+
+
+# --- unrescued failures ---------------------------------------------------------------
+
+
+def _outage(*, failover: bool, faulted=("A",)):
+    """Calls every 100 ms for 3 s; the faulted providers reset from 1 s to 2 s. The
+    router tries A first; with failover it goes on to B when A fails."""
+    reqs, ups, events = [], [], []
+    for i in range(30):
+        t = i * 100
+        down = 1000 <= t < 2000
+        if down and not failover:
+            reqs.append(req(i, t, outcome="http_error"))
+            ups.append(up(i, "A", t + 1, outcome="reset", fault="a-down"))
+        elif down:
+            b_down = "B" in faulted
+            reqs.append(req(i, t, outcome="http_error" if b_down else "ok"))
+            ups.append(up(i, "A", t + 1, outcome="reset", fault="a-down"))
+            ups.append(up(i, "B", t + 2, outcome="reset" if b_down else "ok"))
+        else:
+            reqs.append(req(i, t))
+            ups.append(up(i, "A", t + 1))
+    for p in faulted:
+        events += fault(f"{p.lower()}-down", p, 1, 2)
+    return {"requests": reqs, "upstream": ups, "fault_events": events,
+            "lifecycle": [stopped(0, 30)]}  # fmt: skip
+
+
+def test_a_call_failed_with_a_healthy_provider_untried_is_an_unrescued_failure(tmp_path):
+    con = db(tmp_path, _outage(failover=False))
+    assert value(con, "unrescued_failures") == 10
+    result = judged(con, Check("unrescued_failures", "==", 0))
+    assert not result.passed and result.witness_count == 10
+    first = result.witnesses[0]
+    assert first["tag"] == "bt-0-10" and first["untried"] == ["B", "C"]
+    assert first["last_provider"] == "A" and first["at_s"] == pytest.approx(1.0)
+    assert "FROM unrescued" in result.witness_query
+
+
+def test_a_router_that_fails_over_has_no_unrescued_failure(tmp_path):
+    con = db(tmp_path, _outage(failover=True))
+    assert value(con, "unrescued_failures") == 0
+    assert judged(con, Check("unrescued_failures", "==", 0)).witnesses == []
+
+
+def test_a_call_that_failed_after_trying_every_healthy_provider_is_rescued_as_it_could(
+    tmp_path,
+):
+    # A and B down together; C untried, yet C is healthy: still unrescued. With C down
+    # too nothing was left to try.
+    tables = _outage(failover=True, faulted=("A", "B"))
+    con = db(tmp_path, tables)
+    assert value(con, "unrescued_failures") == 10
+    tables["fault_events"] += fault("c-down", "C", 1, 2)
+    con = db(tmp_path, tables, name="all-down")
+    assert value(con, "unrescued_failures") == 0
+
+
+def test_a_provider_that_failed_within_the_come_back_time_is_not_owed_a_try(tmp_path):
+    # B was down until 0.5 s; a call failing at 1.5 s need not try B under the default
+    # come-back time (15 s), but must under a declared 0.5 s.
+    tables = _outage(failover=False)
+    tables["fault_events"] += fault("b-early", "B", 0, 0.5)
+    tables["fault_events"] += fault("c-early", "C", 0, 0.5)
+    con = db(tmp_path, tables)
+    assert value(con, "unrescued_failures") == 0
+    con = db(tmp_path, tables, {"expect": {"come_back_s": 0.4}}, name="declared")
+    assert value(con, "unrescued_failures") == 10
+
+
+def test_a_provider_that_misbehaves_by_design_is_not_counted_as_healthy(tmp_path):
+    providers = [{"name": "A"}, {"name": "B", "behaviour": {"error_rate": 0.5}},
+                 {"name": "C", "behaviour": {"rate_limit": {"rps": 1}}}]  # fmt: skip
+    con = db(tmp_path, _outage(failover=False), {"providers": providers})
+    assert value(con, "unrescued_failures") == 0
+
+
+# --- wrong answers, hung calls, retry storms ------------------------------------------
+
+
+def test_a_wrong_answer_is_counted_apart_from_errors_with_what_was_wrong(tmp_path):
+    bad = {**req(1, 100, outcome="invalid"), "error": "null result where the chain has a value"}
+    con = db(tmp_path, {"requests": [req(0, 0), bad, req(2, 200, outcome="http_error")],
+                        "upstream": [up(0, "A", 1), up(1, "A", 101), up(2, "A", 201)]})  # fmt: skip
+    result = judged(con, Check("wrong_answers", "==", 0))
+    assert result.observed == 1 and not result.passed
+    assert result.witnesses[0]["error"] == "null result where the chain has a value"
+    assert value(con, "unrescued_failures") == 1  # the http_error, B and C untried
+
+
+def test_answers_that_match_the_chain_are_no_wrong_answers(tmp_path):
+    con = db(tmp_path, {"requests": [req(0, 0)], "upstream": [up(0, "A", 1)]})
+    assert judged(con, Check("wrong_answers", "==", 0)).passed
+
+
+def test_a_call_answered_past_the_declared_deadline_or_never_is_hung(tmp_path):
+    reqs = [req(0, 0, latency_ms=12_500), req(1, 100, outcome="timeout", latency_ms=5_000),
+            req(2, 200, latency_ms=9_000)]  # fmt: skip
+    con = db(tmp_path, {"requests": reqs, "upstream": []})
+    result = judged(con, Check("hung_call_count", "==", 0))
+    assert result.observed == 2
+    assert [w["tag"] for w in result.witnesses] == ["bt-0-0", "bt-0-1"]
+    # A router declaring a 15 s deadline is held to that.
+    con = db(tmp_path, {"requests": reqs, "upstream": []}, {"expect": {"request_timeout_s": 15}},
+             name="declared")  # fmt: skip
+    assert value(con, "hung_call_count") == 1
+
+
+def test_six_attempts_on_one_failing_provider_for_one_call_are_a_retry_storm(tmp_path):
+    ups = [up(0, "A", 1 + k, outcome="reset", flow=f"a{k}") for k in range(6)] + [up(0, "B", 9)]
+    con = db(tmp_path, {"requests": [req(0, 0, latency_ms=20)], "upstream": ups})
+    result = judged(con, Check("retry_storm_calls", "==", 0))
+    assert result.observed == 1
+    assert result.witnesses[0]["provider"] == "A" and result.witnesses[0]["attempts"] == 6
+
+
+def test_successful_attempts_on_one_provider_are_no_retry_storm(tmp_path):
+    # A router that splits a batch of five into single calls to A: five answers, none
+    # failed.
+    ups = [up(0, "A", 1 + k, flow=f"a{k}") for k in range(5)]
+    con = db(tmp_path, {"requests": [req(0, 0, latency_ms=20)], "upstream": ups})
+    assert value(con, "retry_storm_calls") == 0
+
+
+def test_three_attempts_on_one_provider_are_within_a_routers_retries(tmp_path):
+    ups = [up(0, "A", 1 + k, outcome="reset", flow=f"a{k}") for k in range(3)] + [up(0, "B", 9)]
+    con = db(tmp_path, {"requests": [req(0, 0, latency_ms=20)], "upstream": ups})
+    assert value(con, "retry_storm_calls") == 0
+
+
+# --- abandoned providers, come-back, route-away ---------------------------------------
+
+
+def _breaker(*, returns: bool, tail_s: float = 20, backup_faulted: bool = False):
+    """A priority router: A serves, B takes over while A is down (2-4 s); after A's
+    fault it goes back to A (or never). Calls every 100 ms."""
+    reqs, ups = [], []
+    end_ms = int((4 + tail_s) * 1000)
+    for i, t in enumerate(range(0, end_ms, 100)):
+        reqs.append(req(i, t))
+        on_a = t < 2000 or (returns and t >= 5000)
+        ups.append(up(i, "A" if on_a else "B", t + 1))
+    events = fault("a-down", "A", 2, 4)
+    if backup_faulted:
+        events += fault("c-down", "C", 6, 7)
+    return {"requests": reqs, "upstream": ups, "fault_events": events,
+            "lifecycle": [stopped(0, len(reqs))]}  # fmt: skip
+
+
+def test_a_provider_never_used_again_after_its_fault_is_abandoned(tmp_path):
+    con = db(tmp_path, _breaker(returns=False))
+    result = judged(con, Check("abandoned_providers", "==", 0))
+    assert result.observed == 1 and result.witnesses[0]["provider"] == "A"
+    assert value(con, "come_back_max_s") == pytest.approx(20, abs=0.2)
+
+
+def test_a_provider_that_came_back_is_not_abandoned_and_its_come_back_is_timed(tmp_path):
+    con = db(tmp_path, _breaker(returns=True))
+    assert value(con, "abandoned_providers") == 0
+    assert value(con, "come_back_max_s") == pytest.approx(1.0, abs=0.01)
+
+
+def test_an_idle_backup_of_a_priority_router_is_never_judged_on_coming_back(tmp_path):
+    con = db(tmp_path, _breaker(returns=True, backup_faulted=True))
+    assert value(con, "abandoned_providers") == 0
+    assert con.execute("SELECT provider, judged FROM provider_return ORDER BY 1").fetchall() == [
+        ("A", True),
+        ("C", False),
+    ]
+
+
+def test_a_run_too_short_after_the_fault_to_see_the_come_back_abandons_nobody(tmp_path):
+    con = db(tmp_path, _breaker(returns=False, tail_s=10))
+    assert value(con, "abandoned_providers") == 0  # 10 s of load after: under 15 s
+
+
+def test_a_routers_own_health_probes_are_not_traffic_it_failed_to_stop(tmp_path):
+    # Clients leave A at once (2.0 s); its health check probes A every 500 ms meanwhile.
+    tables = _breaker(returns=True)
+    for k in range(4):
+        t = 2000 + 50 + k * 500
+        tables["upstream"].append(
+            up(None, "A", t, outcome="reset", fault="a-down", flow=f"probe{k}")
+        )
+    con = db(tmp_path, tables)
+    assert value(con, "route_away_max_s") == pytest.approx(0, abs=0.01)
+    assert value(con, "own_exchanges") == 4
+    assert con.execute("SELECT wasted_attempts FROM breaker").fetchone()[0] == 0
+
+
+# --- correlation by time (a router that rewrites ids) ---------------------------------
+
+
+def test_attempt_figures_hold_on_the_judging_connection_when_the_router_rewrites_ids(
+    tmp_path,
+):
+    # No exchange carries a client's tag: every attempt is attributed by time. Call 3
+    # was retried five times on A before B answered.
+    reqs = [req(i, i * 100, latency_ms=20) for i in range(10)]
+    ups = [up(None, "A", i * 100 + 1, took_ms=5, flow=f"a{i}") for i in range(10)]
+    ups += [up(None, "A", 302 + k, took_ms=1, outcome="reset", flow=f"r{k}") for k in range(5)]
+    run = make_run(tmp_path, {"requests": reqs, "upstream": ups},
+                   scenario={"providers": PROVIDERS})  # fmt: skip
+    con, building = build(run)
+    try:
+        assert con.execute("SELECT mode FROM correlation").fetchone()[0] == "time_window"
+        assert value(con, "amplification") == pytest.approx(1.5)
+        assert value(con, "retry_storm_calls") == 1
+        assert value(con, "overhead_p50_ms") is not None
+    finally:
+        path = finish(con, building)
+    fresh = duckdb.connect(str(path))
+    assert value(fresh, "amplification") == pytest.approx(1.5)
+
+
+# --- memory per call ------------------------------------------------------------------
+
+
+def _memory(kb_per_call: float, noise_kb: float):
+    """30 calls a second for 60 s; the SUT's RSS sampled each second: 50 MB plus
+    `kb_per_call` per call served, plus an alternating `noise_kb`."""
+    reqs = [req(i, i * 1000 / 30) for i in range(1800)]
+    system = []
+    for sec in range(1, 61):
+        served = sec * 30
+        rss = 50e6 + kb_per_call * 1e3 * served + (noise_kb * 1e3 if sec % 2 else 0)
+        system.append({"t": T0 + sec * S, "pid": 7, "role": "sut", "cpu": 0.1, "rss": int(rss)})
+    return {"requests": reqs, "upstream": [], "system": system}
+
+
+def test_a_leak_of_one_kb_per_call_shows_with_confidence(tmp_path):
+    con = db(tmp_path, _memory(1.0, 300))
+    assert value(con, "rss_kb_per_call") == pytest.approx(1.0, abs=0.05)
+    assert value(con, "rss_kb_per_call_low95") > 0.5
+
+
+def test_allocator_noise_without_a_leak_stays_under_the_leak_limit(tmp_path):
+    con = db(tmp_path, _memory(0.0, 800))
+    assert value(con, "rss_kb_per_call_low95") < 0.5
+
+
+# --- witnesses of a threshold SLO, and load noise -------------------------------------
+
+
+def test_a_failed_threshold_lists_the_calls_that_broke_it_worst_first(tmp_path):
+    reqs = [req(i, i * 100, latency_ms=400 + i if i in (3, 7) else 10) for i in range(10)]
+    con = db(tmp_path, {"requests": reqs, "upstream": []})
+    result = parse_slo("latency: p(95) < 300").judge(con)
+    assert not result.passed
+    assert [w["tag"] for w in result.witnesses] == ["bt-0-7", "bt-0-3"]
+    assert result.witness_count == 2
+    assert parse_slo("latency: p(50) < 300").judge(con).witnesses == []
+
+
+def test_a_latency_slo_failed_only_by_late_sends_makes_the_run_invalid(tmp_path):
+    # Every call sent 400 ms late and answered 10 ms later: from the intended time they
+    # fail a 300 ms SLO, from the actual send they pass.
+    reqs = [req(i, i * 1000, send_delay_ms=400, latency_ms=410) for i in range(5)]
+    tables = {"requests": reqs, "upstream": [up(i, "A", i * 1000 + 401) for i in range(5)],
+              "lifecycle": [stopped(0, 5)]}  # fmt: skip
+    con = db(tmp_path, tables)
+    slo = parse_slo("latency: p(95) < 300", name="latency")
+    j = judge_database(con, tmp_path / "run", [slo])
+    noise = [r for r in j.validity if r.name == "load_noise:latency"]
+    assert noise and not noise[0].passed and j.verdict == "invalid"
+
+
+def test_a_latency_slo_the_router_failed_is_a_failure_not_load_noise(tmp_path):
+    reqs = [req(i, i * 1000, latency_ms=410) for i in range(5)]
+    tables = {"requests": reqs, "upstream": [up(i, "A", i * 1000 + 1, took_ms=400)
+                                             for i in range(5)],
+              "lifecycle": [stopped(0, 5)]}  # fmt: skip
+    con = db(tmp_path, tables)
+    j = judge_database(con, tmp_path / "run", [parse_slo("latency: p(95) < 300", name="l")])
+    assert j.verdict == "failed"
+    assert all(r.passed for r in j.validity if r.name.startswith("load_noise"))
+
+
+def test_the_router_profile_records_which_expectations_were_declared(tmp_path):
+    con = db(tmp_path, {"requests": [req(0, 0)], "upstream": []},
+             {"expect": {"come_back_s": 30}})  # fmt: skip
+    rows = dict(con.execute("SELECT name, declared FROM expect").fetchall())
+    assert rows["come_back_s"] is True and rows["route_away_s"] is False
