@@ -61,7 +61,7 @@ test-latest: $(ANVIL)
 	@test -x $(LATEST)/bin/python || { py="$$(scripts/find-python)" && "$$py" -m venv $(LATEST); }
 	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
 	$(LATEST)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[dev]'
-	$(LATEST)/bin/python -m pip list --format=freeze > $(LATEST)/versions.txt
+	$(LATEST)/bin/python scripts/versions-vs-lock $(LATEST)/bin/python $(LOCK)
 	$(LATEST)/bin/python -m pytest tests/unit tests/integration
 
 bench: $(STAMP) $(ANVIL)

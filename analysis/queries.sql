@@ -137,9 +137,17 @@ FROM upstream WHERE tag IS NOT NULL;
 -- its answer. With several requests of one method in flight at once this can pick the
 -- wrong one of them; the reports label every figure made this way. An exchange that
 -- falls in no client call's span (a health probe between calls) is the router's own.
+-- A batch is matched as one: the load records its method as `batch` with its size, the
+-- proxy its first element's method with the same size.
 CREATE OR REPLACE VIEW attempt_source AS
+WITH u AS (
+    SELECT *, CASE WHEN coalesce(batch_size, 1) > 1 THEN 'batch' ELSE method END AS call,
+           coalesce(batch_size, 1) AS size
+    FROM upstream
+),
+r AS (SELECT tag, method AS call, coalesce(batch_size, 1) AS size, t_sent, t_done FROM requests)
 SELECT r.tag, u.provider, u.outcome, u.t_request, u.t_response, u.flow_id, u.fault_id
-FROM upstream u ASOF JOIN requests r ON r.method = u.method AND u.t_request >= r.t_sent
+FROM u ASOF JOIN r ON r.call = u.call AND r.size = u.size AND u.t_request >= r.t_sent
 WHERE u.t_request <= r.t_done;
 
 -- name: providers
@@ -407,22 +415,31 @@ WHERE outcome = 'timeout'
                              * 1e9 AS BIGINT);
 
 -- name: retry_storms
--- Per client call and provider, failed attempts over `expect.max_attempts_per_provider`:
--- a retry storm on one failing provider. Failed attempts only: a router that splits a
--- batch into single calls, or hedges, sends several successful ones, and attribution by
--- time may put two calls' successful exchanges on one. Only calls with that many
--- repeated attempts in requests_x are grouped again, so this stays cheap on millions of
--- calls.
+-- Per client call and provider, failed attempts one after another (each sent once the
+-- ones before it on that provider had ended) over `expect.max_attempts_per_provider`:
+-- a retry storm on one failing provider. Failed: a router that splits a batch into
+-- single calls, or hedges, sends several successful ones. One after another: attempts
+-- in flight together are a hedge, or two calls' exchanges that attribution by time put
+-- on one call, never a retry. Only calls with that many repeated attempts in
+-- requests_x are looked at again, so this stays cheap on millions of calls.
 CREATE OR REPLACE TABLE retry_storms AS
-SELECT c.tag, c.provider, count(*) AS attempts,
-       count(*) FILTER (WHERE c.outcome <> 'ok') AS failed_attempts,
-       min(c.t_request) AS t_first, max(c.t_request) AS t_last,
-       list(c.outcome ORDER BY c.t_request) AS outcomes
-FROM client_exchanges c
-WHERE c.tag IN (SELECT tag FROM requests_x
-                WHERE retries_same_provider >= expect_s('max_attempts_per_provider'))
-GROUP BY c.tag, c.provider
-HAVING count(*) FILTER (WHERE c.outcome <> 'ok') > expect_s('max_attempts_per_provider');
+WITH c AS (
+    SELECT tag, provider, outcome, t_request, t_response,
+           max(t_response) OVER (PARTITION BY tag, provider ORDER BY t_request
+                                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end
+    FROM client_exchanges
+    WHERE tag IN (SELECT tag FROM requests_x
+                  WHERE retries_same_provider >= expect_s('max_attempts_per_provider'))
+)
+SELECT tag, provider, count(*) AS attempts,
+       count(*) FILTER (WHERE outcome <> 'ok'
+                          AND (prev_end IS NULL OR t_request >= prev_end)) AS failed_attempts,
+       min(t_request) AS t_first, max(t_request) AS t_last,
+       list(outcome ORDER BY t_request) AS outcomes
+FROM c
+GROUP BY tag, provider
+HAVING count(*) FILTER (WHERE outcome <> 'ok' AND (prev_end IS NULL OR t_request >= prev_end))
+       > expect_s('max_attempts_per_provider');
 
 -- name: retry_after_breaches
 -- Client attempts sent to a provider inside the Retry-After of a rate-limit answer it
@@ -855,7 +872,8 @@ SELECT count(*) AS value FROM planned_faults;
 -- is evidence about the router and shows in its traffic share and come-back figures:
 -- never a failure of the instrument. Windows of a fault with a matcher (methods, a
 -- probability) are judged only on what they touched, as the traffic they should have
--- met cannot be told from here.
+-- met cannot be told from here. A `refuse` window leaves no exchange: its proof is the
+-- proxy's `listener_down` lifecycle row for it.
 WITH windows AS (
     SELECT fault_id, spec_id, provider, actual_start,
            coalesce(actual_end, (SELECT t_end FROM run_window)) AS actual_end,
@@ -868,6 +886,11 @@ touched AS (
        OR EXISTS (SELECT 1 FROM upstream u WHERE u.fault_ids IS NOT NULL
                     AND list_contains(string_split(u.fault_ids, ','), w.fault_id))
        OR EXISTS (SELECT 1 FROM upstream_ws x WHERE x.fault_id = w.fault_id)
+       -- A `refuse` window's proof: the proxy closed the listener (no exchange exists).
+       OR EXISTS (SELECT 1 FROM lifecycle l WHERE l.role = 'proxy'
+                    AND l.event = 'listener_down'
+                    AND json_extract_string(l.detail, '$.window') = w.fault_id
+                    AND coalesce(TRY_CAST(json_extract(l.detail, '$.ok') AS BOOLEAN), false))
 ),
 met AS (
     SELECT w.fault_id FROM windows w
@@ -920,7 +943,12 @@ FROM lifecycle WHERE role = 'loadgen' AND event = 'stopped';
 -- the offered load was not the one planned (bunched sends). A send a little late
 -- changes nothing measured (latency runs from the intended time); whether lateness
 -- could have flipped a latency SLO is judged apart (verdict.py, load_noise).
-WITH r AS (SELECT worker, transport, t_intended, t_sent FROM requests WHERE t_sent IS NOT NULL),
+-- WebSocket call probes are left out: one is in flight at a time, so a probe held up by
+-- the one before is sent late by design (its latency still runs from its slot).
+WITH r AS (
+    SELECT worker, transport, t_intended, t_sent FROM requests
+    WHERE t_sent IS NOT NULL AND transport <> 'ws'
+),
 g AS (
     SELECT worker, transport,
            (max(t_intended) - min(t_intended)) / nullif(count(*) - 1, 0) AS gap_ns
@@ -934,12 +962,13 @@ FROM r JOIN g USING (worker, transport);
 SELECT worker, seq, tag, transport,
        round((t_intended - (SELECT t_start FROM run_window)) / 1e9, 3) AS at_s,
        round((t_sent - t_intended) / 1e6, 3) AS late_ms
-FROM requests WHERE t_sent - t_intended > 1e6 ORDER BY t_sent - t_intended DESC;
+FROM requests WHERE t_sent - t_intended > 1e6 AND transport <> 'ws'
+ORDER BY t_sent - t_intended DESC;
 
 -- name: send_lateness_p99_ms
 -- How late the load generator sent (p99 of sent minus intended time, ms).
 SELECT quantile_cont(t_sent - t_intended, 0.99) / 1e6 AS value FROM requests
-WHERE t_sent IS NOT NULL;
+WHERE t_sent IS NOT NULL AND transport <> 'ws';
 
 -- name: loadgen_workers_finished
 SELECT count(*) AS value FROM lifecycle WHERE role = 'loadgen' AND event = 'stopped';

@@ -190,7 +190,7 @@ def summary_text(judgement: RunJudgement) -> str:
             if c.regressed:
                 lines.append(
                     f"  REGR baseline {c.metric}: {_num(c.observed)} vs {_num(c.baseline)}"
-                    f" ({c.direction} is better, tolerance {c.tolerance:.0%})"
+                    f" ({c.direction} is better, tolerance {c.tolerance_text})"
                 )
     lines.append(f"reports: {judgement.run_dir / 'report.md'}  {judgement.run_dir / 'report.json'}")
     return "\n".join(lines)

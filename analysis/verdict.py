@@ -16,6 +16,7 @@ from .baseline import Comparison, compare
 from .database import build, finish, materialise
 from .queries import query
 from .slo import DEFAULT_VALIDITY, SLO, CheckResult, Threshold, evaluate
+from .sut_metrics import sut_metrics_table
 
 __all__ = [
     "KEY_METRICS",
@@ -223,6 +224,8 @@ def judge_database(
     validity_results += load_noise(con, slos, slo_results)
     metrics = {name: _scalar(con, name) for name in KEY_METRICS}
     tables = {name: _table(con, name) for name in TABLES}
+    # The SUT's own counters and gauges (its /metrics), beside the traffic Battle saw.
+    tables["sut_metrics"] = sut_metrics_table(con)
     series = {name: _table(con, name) for name in SERIES}
     coverage, mode = con.execute("SELECT coverage, mode FROM correlation").fetchall()[0]
     correlation = {"coverage": coverage, "mode": mode, "note": ""}

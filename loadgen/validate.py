@@ -44,6 +44,8 @@ DEFAULT_MAX_LAG_BLOCKS = 2
 # Block numbers are int64 on every node (and `result_block` is a BIGINT).
 _BLOCK_LIMIT = 1 << 63
 NULL_RESULT = "null result where the chain has a value"
+# What a truth may raise for a forged value (e.g. a block number too large to hash).
+_UNCHECKABLE = (ArithmeticError, ValueError, TypeError, KeyError, IndexError, AttributeError)
 # eth_getLogs answers are compared with the chain's logs over ranges up to this wide.
 _LOG_RANGE_CHECKED = 1_000
 
@@ -69,7 +71,8 @@ class Truth(Protocol):
     # `tx_block(tx_hash) -> int | None`: the canonical block of a transaction, None
     #     for a hash the chain does not have;
     # `logs(n) -> Sequence[dict]`: every log of canonical block n, as eth_getLogs
-    #     returns them (addresses and topics lower-case).
+    #     returns them (addresses and topics lower-case), and `log_addresses`: a set of
+    #     every address that ever logs (lets a filter on others skip the scan).
 
 
 # Not frozen: a frozen dataclass costs 4x as much to build, and one is built per
@@ -277,15 +280,24 @@ def _check_logs(result: object, ctx: _Context) -> str | None:
     if b > ctx.truth.head_at(ctx.t_sent_ns) - ctx.max_lag or b - a > _LOG_RANGE_CHECKED:  # type: ignore[union-attr]
         return None  # blocks a provider may not have yet, or a range not worth the CPU
     addresses, topics = f.get("address"), f.get("topics") or []
+    if not isinstance(topics, list):
+        return None
     if isinstance(addresses, str):
         addresses = [addresses]
-    wanted = {x.lower() for x in addresses} if isinstance(addresses, list) else None
-    expected = [
-        log
-        for n in range(a, b + 1)
-        for log in chain_logs(n)
-        if (wanted is None or log["address"] in wanted) and _topics_match(log["topics"], topics)
-    ]
+    elif addresses is not None and not isinstance(addresses, list):
+        return None
+    # No address, or an empty list: any address.
+    wanted = {x.lower() for x in addresses if isinstance(x, str)} if addresses else None
+    emitters = getattr(ctx.truth, "log_addresses", None)
+    if wanted is not None and emitters is not None and wanted.isdisjoint(emitters):
+        expected = []  # no contract of the filter ever logs: no block to scan
+    else:
+        expected = [
+            log
+            for n in range(a, b + 1)
+            for log in chain_logs(n)
+            if (wanted is None or log["address"] in wanted) and _topics_match(log["topics"], topics)
+        ]
     if len(result) != len(expected):
         return f"blocks {a}-{b} have {len(expected)} matching logs, got {len(result)}"
     for i, (got, true) in enumerate(zip(result, expected, strict=True)):
@@ -378,7 +390,14 @@ def _judge_object(method: str, expected_id: object, doc: object, ctx: _Context) 
         return Judgement("invalid", None, "response has neither result nor error")
     result = doc["result"]
     check = _CHECKS.get(method)
-    problem = check(result, ctx) if check else None
+    try:
+        problem = check(result, ctx) if check else None
+    except _UNCHECKABLE as exc:
+        # A forged value the truth cannot even be asked about (a block number past any
+        # chain's): wrong, and it must not take the instrument down.
+        return Judgement(
+            "invalid", None, f"answer not checkable: {type(exc).__name__}: {exc}"[:200]
+        )
     if problem:
         # A well-shaped but untrue answer still records the block it implies: analysis
         # looks for heads going backwards, wrong ones included.

@@ -21,6 +21,7 @@ from providers.chain import DEFAULT_CHAIN_ID, Chain
 
 # What a mock provider adds to the base fee in eth_gasPrice (providers/jsonrpc.py).
 from providers.jsonrpc import _TIP_WEI as GAS_TIP_WEI
+from providers.remote import Redactor, secrets_in_url
 
 from .errors import ConfigError, RunError
 from .processes import Child, ProcessGroup
@@ -42,6 +43,7 @@ class ChainTruth:
         # Bound methods, not wrappers: these run once per answer judged.
         self.balance = chain.balance
         self.call_result = chain.call_result
+        self.log_addresses = frozenset(chain.token_contracts)
 
     def head_at(self, t_ns: int) -> int:
         return self._chain.head(t_ns)
@@ -101,7 +103,7 @@ def run_load(
         ConfigError: bad arguments (checked before any process starts).
         RunError: a worker failed or did not finish in time.
     """
-    from .runner import new_run_dir
+    from .runner import FROM_FILE, new_run_dir, write_private
 
     if workers < 1:
         raise ConfigError(f"workers must be >= 1, got {workers}")
@@ -112,6 +114,10 @@ def run_load(
         raise ConfigError(str(exc)) from None
     run_dir = new_run_dir(runs_dir, "load")
     module = "scenarios.worker" if truth_args else "loadgen"
+    # The target's key (a path segment, user-info, a credential query parameter) goes
+    # into no file the run writes and no command line.
+    targets = [args.target, *([args.ws_url] if getattr(args, "ws_url", None) else [])]
+    redactor = Redactor([k for url in targets if url for k in secrets_in_url(url)])
     lifecycle = ShardWriter(shard_path(run_dir / "events", "lifecycle", "runner"), "lifecycle")
 
     def spawned(child: Child) -> None:
@@ -124,33 +130,28 @@ def run_load(
         "host": platform.node(),
         "t0_ns": t0_ns,
         "workers": workers,
-        "worker_args": list(worker_args),
+        "worker_args": redactor.value(list(worker_args)),
         "truth_args": list(truth_args),
         "slos": list(slos),
     }
     (run_dir / "scenario.json").write_text(json.dumps(spec, indent=2))
+    private: list[Path] = []
+
+    def argv(i: int) -> list[str]:
+        rest = [*worker_args, *truth_args, "--worker", str(i), "--workers", str(workers),
+                "--run-dir", str(run_dir), "--t0-ns", str(t0_ns)]  # fmt: skip
+        if not redactor:
+            return ["-m", module, *rest]
+        # Through a 0600 file, as the scenario runner passes a key (runner.FROM_FILE).
+        folder = run_dir / "private"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        path = folder / f"loadgen-w{i}.args.json"
+        write_private(path, json.dumps({"module": module, "argv": rest}))
+        private.append(path)
+        return ["-c", FROM_FILE, str(path)]
+
     try:
-        children = [
-            group.start(
-                f"loadgen-w{i}",
-                "loadgen",
-                [
-                    "-m",
-                    module,
-                    *worker_args,
-                    *truth_args,
-                    "--worker",
-                    str(i),
-                    "--workers",
-                    str(workers),
-                    "--run-dir",
-                    str(run_dir),
-                    "--t0-ns",
-                    str(t0_ns),
-                ],
-            )
-            for i in range(workers)
-        ]
+        children = [group.start(f"loadgen-w{i}", "loadgen", argv(i)) for i in range(workers)]
         # Each worker ends by itself: its schedule, then its drain (at most a timeout).
         deadline = time.monotonic() + START_MARGIN_NS / 1e9 + args.duration + args.timeout + 30
         while any(c.exited() is None for c in children):
@@ -167,6 +168,12 @@ def run_load(
         lifecycle.close()
         spec["t_end_ns"] = time.time_ns()
         (run_dir / "scenario.json").write_text(json.dumps(spec, indent=2))
+        for path in private:
+            path.unlink(missing_ok=True)
+        if private:
+            (run_dir / "private").rmdir()
+        if redactor:
+            redactor.tree(run_dir)
     return run_dir
 
 

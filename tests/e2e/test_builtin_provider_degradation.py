@@ -1,47 +1,54 @@
 """The provider_degradation built-in through `battle run`, issue 6's end-to-end proof of
-the `fastest` strategy and of timeout handling: the fast form passes against the
-reference router (`fastest`, breaker on), and fails against it with round robin and no
-breaker, the report naming the latency, timeout and route-away SLOs."""
+timeout handling: the fast form passes against the reference router (`fastest`,
+breaker on); with round robin and no breaker it still passes, its cost in latency
+reported (moving away from a slow but answering provider is policy, not an
+invariant); with attempt timeouts longer than a client waits it fails on the hang
+being unbounded (`hang_bounded`, `no_hung_call`)."""
 
 from __future__ import annotations
 
 from battle_cli import (
+    assert_caught,
     assert_no_process_left,
-    assert_valid,
-    failing,
+    assert_passed,
     only_run,
     report_of,
     run_battle,
     slo,
 )
 
+JUDGED = {"no_unrescued_failure", "no_wrong_answer", "no_hung_call", "no_retry_storm",
+          "hang_bounded", "route_away"}  # fmt: skip
+
 
 def test_the_fast_form_passes_against_the_reference_router(tmp_path):
     result = run_battle(["run", "provider_degradation", "--runs-dir", str(tmp_path)])
     assert result.returncode == 0, result.stdout + result.stderr
     report = report_of(tmp_path)
-    assert report["verdict"] == "passed"
-    assert_valid(report)  # the ramp and the hang both touched exchanges with A
-    assert {s["name"] for s in report["slos"]} == {
-        "success", "latency", "timeouts", "amplification", "route_away", "wasted_attempts"
-    }  # fmt: skip
+    assert_passed(report)  # valid: the ramp and the hang both touched exchanges with A
+    assert JUDGED <= {s["name"] for s in report["slos"]}
+    # The breaker cut A off at the hang's first timeouts: no call waited on it.
+    assert slo(report, "hang_bounded")["observed"] < 2000
     assert_no_process_left(only_run(tmp_path))
 
 
-def test_round_robin_without_a_breaker_fails_on_latency_and_timeouts(tmp_path):
+def test_round_robin_without_a_breaker_passes_and_its_cost_is_reported(tmp_path):
+    # Once a failing test: now a policy choice the verdict rightly accepts. A round-robin
+    # router without a breaker keeps sending a third of the calls to A through the ramp
+    # and the hang, but it bounds each hung attempt by its 2 s attempt timeout and
+    # answers from B or C (within expect.attempt_timeout_s, 5 s): no invariant breaks.
+    # What it costs is measured and reported, not failed on.
     off = ["--set", "sut.options.strategy=round_robin",
            "--set", "sut.options.circuit_breaker=false"]  # fmt: skip
     result = run_battle(["run", "provider_degradation", *off, "--runs-dir", str(tmp_path)])
-    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
     report = report_of(tmp_path)
-    assert report["verdict"] == "failed"
-    assert_valid(report)
-    caught_by = {"latency", "timeouts", "route_away", "wasted_attempts"}
-    assert caught_by <= failing(report), failing(report)
+    assert_passed(report)
+    metrics = report["metrics"]
+    assert metrics["latency_p95_ms"] is not None and metrics["latency_p99_ms"] is not None
     # Each hung attempt on A costs the router's whole 2 s attempt timeout.
-    assert slo(report, "timeouts")["observed"] >= 2000
-    for name in caught_by:
-        assert f"FAIL SLO {slo(report, name)['expression']}" in result.stdout
-    markdown = (only_run(tmp_path) / "report.md").read_text()
-    assert all(slo(report, name)["expression"] in markdown for name in caught_by)
+    assert slo(report, "hang_bounded")["observed"] >= 2000
+    # It never routed away: the longest fault window's length (the 6 s ramp), under
+    # expect.route_away_s (8 s) in the fast form.
+    assert slo(report, "route_away")["observed"] >= 5
     assert_no_process_left(only_run(tmp_path))

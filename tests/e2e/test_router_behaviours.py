@@ -81,4 +81,5 @@ def test_circuit_breaker_stops_traffic_to_a_failing_provider(tmp_path, breaker):
         assert all(slos.values()), slos
     else:
         failing = {name for name, passed in slos.items() if not passed}
-        assert failing == {"breaker_stop_max_ms", "amplification"}
+        # The SLOs that must catch it (others may fail too: never the exact set).
+        assert {"breaker_stop_max_ms", "amplification"} <= failing, failing

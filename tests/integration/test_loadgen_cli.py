@@ -339,3 +339,41 @@ def test_ws_subscriptions_through_the_worker_record_heads_logs_and_sessions(prov
     assert any(n["kind"] == "logs" for n in notes)
     ws_calls = [r for r in rows(tmp_path / "client" / "requests.w0.csv") if r["transport"] == "ws"]
     assert ws_calls and {r["outcome"] for r in ws_calls} == {"ok"}
+
+
+def test_battle_loads_a_target_whose_key_is_in_no_file_and_no_command_line(provider, tmp_path):
+    target, _ = provider
+    key = "f3" * 16
+    keyed = target.rstrip("/") + f"/v3/{key}"
+    cmd = [sys.executable, "-c", "from scenarios.cli import main; main()", "load",
+           "--target", keyed, "--runs-dir", str(tmp_path), "--duration", "2", "--rate", "20",
+           "--mix", "eth_blockNumber=1"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    seen = []
+    try:
+        # The workers' command lines while they run (they live about 3 s).
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+                try:
+                    text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                except OSError:
+                    continue
+                if "loadgen" in text or "args.json" in text:
+                    seen.append(text)
+            time.sleep(0.05)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out + err
+    assert any("args.json" in s for s in seen), "the workers ran from their argument files"
+    assert not any(key in s for s in seen), "a worker's command line carried the key"
+    (run,) = tmp_path.iterdir()
+    for path in run.rglob("*"):
+        if path.is_file():
+            assert key.encode() not in path.read_bytes(), f"the key is in {path}"
+    assert key not in out + err
+    assert not (run / "private").exists()

@@ -383,6 +383,7 @@ def subscribed(router: Router) -> Iterator[ClientConnection]:
                             "params": ["newHeads"]}))  # fmt: skip
         reply = json.loads(ws.recv(timeout=5))
         assert reply["id"] == 9 and isinstance(reply["result"], str), reply
+        assert reply["result"] != "0xfeed"  # the router's own id, not the upstream's
         yield ws
 
 
@@ -429,8 +430,9 @@ def test_the_breaker_opens_after_five_failures_and_a_probe_closes_it(fakes, rout
     a, b = fakes("A", "B")
     a.mode = "http503"
     router = routers("aio", [a, b], breaker_open_s=0.6)
-    assert [router.served_by() for _ in range(8)] == ["B"] * 8
-    opened = time.monotonic()
+    assert [router.served_by() for _ in range(5)] == ["B"] * 5
+    opened = time.monotonic()  # the fifth failure opened it
+    assert [router.served_by() for _ in range(3)] == ["B"] * 3
     assert a.count() == 5
     a.mode = "ok"
     until(lambda: router.served_by() == "A", timeout=4, every=0.05)
@@ -605,7 +607,7 @@ def test_two_failures_eject_an_upstream_until_its_time_is_up(fakes, routers):
     a.mode = "ok"
     assert [router.served_by() for _ in range(4)] == ["B"] * 4 and a.count() == 2
     until(lambda: router.served_by() == "A", timeout=4, every=0.05)
-    assert time.monotonic() - ejected >= 0.7
+    assert time.monotonic() - ejected >= 0.6
 
 
 def test_node_passes_a_batch_through_and_answers_it_whole(fakes, routers):
@@ -837,15 +839,15 @@ def test_slow_leak_keeps_resident_memory_growing_with_the_calls(fakes, routers, 
     growth = {}
     for defect in (False, True):
         router = routers(kind, [a], *(["slow_leak"] if defect else []))
-        for _ in range(15):  # warm the allocator and the connection pools first
-            router.post(batch)
-        before = router.rss_kb()
         with httpx.Client(trust_env=False, timeout=10) as client:
-            for _ in range(100):
+            for _ in range(40):  # warm the allocator, the pools and V8's young heap first
+                client.post(router.url + "/", json=batch)
+            before = router.rss_kb()
+            for _ in range(120):
                 assert client.post(router.url + "/", json=batch).status_code == 200
         growth[defect] = router.rss_kb() - before
-    # 6,000 calls at 1 KB each: about 5.9 MB that a correct router gives back.
-    assert growth[True] - growth[False] >= 4000, growth
+    # 7,200 calls at 1 KB each: about 7 MB that a correct router gives back.
+    assert growth[True] - growth[False] >= 5000, growth
 
 
 @pytest.mark.parametrize("kind", ["aio", "node"])
@@ -899,9 +901,9 @@ def test_attempt_timeout_30s_lets_a_hung_upstream_hang_the_call(fakes, routers, 
                      attempt_timeout_s=1)  # fmt: skip
     if defect:
         with pytest.raises(httpx.ReadTimeout):
-            router.served_by(timeout=2.5)
+            router.served_by(timeout=2.0)
     else:
-        assert router.served_by(timeout=2.5) == "B"
+        assert router.served_by(timeout=2.0) == "B"
 
 
 @pytest.mark.parametrize("defect", [False, True])

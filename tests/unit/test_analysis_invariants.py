@@ -136,6 +136,14 @@ def test_a_call_answered_past_the_declared_deadline_or_never_is_hung(tmp_path):
     assert value(con, "hung_call_count") == 1
 
 
+def test_attempts_in_flight_together_are_no_retries(tmp_path):
+    # Four failed exchanges on A overlapping in time (a hedge, or two calls' exchanges
+    # attributed to one): none was sent after another had failed.
+    ups = [up(0, "A", 1 + k, took_ms=50, outcome="timeout", flow=f"a{k}") for k in range(4)]
+    con = db(tmp_path, {"requests": [req(0, 0, latency_ms=80)], "upstream": [*ups, up(0, "B", 60)]})
+    assert value(con, "retry_storm_calls") == 0
+
+
 def test_six_attempts_on_one_failing_provider_for_one_call_are_a_retry_storm(tmp_path):
     ups = [up(0, "A", 1 + k, outcome="reset", flow=f"a{k}") for k in range(6)] + [up(0, "B", 9)]
     con = db(tmp_path, {"requests": [req(0, 0, latency_ms=20)], "upstream": ups})
@@ -227,8 +235,9 @@ def test_attempt_figures_hold_on_the_judging_connection_when_the_router_rewrites
     # No exchange carries a client's tag: every attempt is attributed by time. Call 3
     # was retried five times on A before B answered.
     reqs = [req(i, i * 100, latency_ms=20) for i in range(10)]
-    ups = [up(None, "A", i * 100 + 1, took_ms=5, flow=f"a{i}") for i in range(10)]
-    ups += [up(None, "A", 302 + k, took_ms=1, outcome="reset", flow=f"r{k}") for k in range(5)]
+    ups = [up(None, "A", i * 100 + 1, took_ms=5, flow=f"a{i}") for i in range(10) if i != 3]
+    ups += [up(None, "A", 301 + 2 * k, took_ms=1, outcome="reset", flow=f"r{k}") for k in range(5)]
+    ups += [up(None, "B", 312, took_ms=2, flow="b3")]
     run = make_run(tmp_path, {"requests": reqs, "upstream": ups},
                    scenario={"providers": PROVIDERS})  # fmt: skip
     con, building = build(run)

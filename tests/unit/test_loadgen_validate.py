@@ -411,6 +411,11 @@ def test_the_chains_logs_are_ok_and_missing_or_foreign_ones_are_invalid():
         "eth_getLogs", LOGS_FILTER, forged(true, json.loads(ask("eth_getLogs", other))["result"])
     )
     assert foreign.outcome == "invalid"
+    # Logs for a filter on an address that never logs on this chain (the mix's token).
+    nobody = [{**LOGS_FILTER[0], "address": TOKEN}]
+    assert chain_judge("eth_getLogs", nobody, ask("eth_getLogs", nobody)).outcome == "ok"
+    invented = chain_judge("eth_getLogs", nobody, true)
+    assert invented.error == f"blocks 200-260 have 0 matching logs, got {len(logs)}"
 
 
 NULL_BODY = b'{"jsonrpc":"2.0","id":1,"result":null}'
@@ -497,4 +502,23 @@ def test_a_head_too_large_for_a_block_number_is_invalid_and_never_a_result_block
     j = judge(
         "eth_getBlockByNumber", "t", 200, body(id="t", result=block), params=["latest", False]
     )
+    assert (j.outcome, j.result_block) == ("invalid", None)
+
+
+@pytest.mark.parametrize(
+    "method,params,result",
+    [
+        (
+            "eth_getBlockByNumber",
+            ["latest", False],
+            {"number": hex(1 << 60), "hash": "0x" + "ab" * 32},
+        ),
+        ("eth_getLogs", [{}], [{"blockNumber": hex(1 << 60), "blockHash": "0x" + "ab" * 32}]),
+        ("eth_getTransactionReceipt", [MINED_TX], {"blockNumber": hex(1 << 60), "blockHash": "0x"}),
+    ],
+)
+def test_a_block_number_past_any_chains_is_invalid_and_never_crashes_the_judge(
+    method, params, result
+):
+    j = chain_judge(method, params, body(id="t", result=result))
     assert (j.outcome, j.result_block) == ("invalid", None)
