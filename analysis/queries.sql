@@ -779,16 +779,18 @@ FROM head_checks WHERE backwards ORDER BY t_intended;
 
 -- name: route_away_max_s
 -- The longest a router kept sending client calls to a provider after a fault began
--- (see breaker; the fault's length when it never stopped), over the faults acting on
--- calls.
+-- (see breaker; the fault's length when it never stopped), over the faults that fail
+-- calls: a slow provider that still answers (`latency`) may rightly keep its traffic
+-- (moving away is a latency-aware router's policy), and WebSocket faults touch no call.
 SELECT max(coalesce(b.stop_ms, (f.t_to - f.t_from) / 1e6)) / 1e3 AS value
-FROM breaker b JOIN fault_windows f USING (fault_id) WHERE f.kind NOT LIKE 'ws\_%' ESCAPE '\';
+FROM breaker b JOIN fault_windows f USING (fault_id)
+WHERE f.kind <> 'latency' AND f.kind NOT LIKE 'ws\_%' ESCAPE '\';
 
 -- name: route_away_max_s.witnesses
 SELECT b.fault_id, b.provider, b.kind, round(b.stop_ms / 1e3, 3) AS stopped_after_s,
        round((f.t_to - f.t_from) / 1e9, 3) AS fault_s, b.wasted_attempts
 FROM breaker b JOIN fault_windows f USING (fault_id)
-WHERE f.kind NOT LIKE 'ws\_%' ESCAPE '\'
+WHERE f.kind <> 'latency' AND f.kind NOT LIKE 'ws\_%' ESCAPE '\'
 ORDER BY coalesce(b.stop_ms, (f.t_to - f.t_from) / 1e6) DESC;
 
 -- name: wasted_attempts_max

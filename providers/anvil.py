@@ -21,7 +21,6 @@ might persist (``~/.foundry``) reaches the user's home.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import shutil
@@ -118,8 +117,20 @@ def _port(text: str) -> int:
     return value
 
 
-def _die_with_parent() -> None:
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+def _dying_with_parent(cmd: list[str]) -> list[str]:
+    """`cmd` run so that anvil gets SIGTERM when this process dies: through
+    util-linux's `setpriv --pdeathsig` (no `preexec_fn`, which is unsafe in a process
+    with threads), or, where setpriv is missing, a `python -c` that sets
+    PR_SET_PDEATHSIG and execs it (same pid)."""
+    setpriv = shutil.which("setpriv")
+    if setpriv:
+        return [setpriv, "--pdeathsig", "TERM", "--", *cmd]
+    code = (
+        "import ctypes, os, signal, sys; "
+        "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM); "
+        "os.execvp(sys.argv[1], sys.argv[1:])"
+    )
+    return [sys.executable, "-c", code, *cmd]
 
 
 def _answers(port: int) -> bool:
@@ -169,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         chain_id=args.chain_id,
     )
     proc = subprocess.Popen(
-        cmd, env=env, cwd=home, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+        _dying_with_parent(cmd), env=env, cwd=home, stdin=subprocess.DEVNULL
     )
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S

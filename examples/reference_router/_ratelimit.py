@@ -4,7 +4,7 @@ A rate limit is HTTP 429, or a JSON-RPC error -32005 ("limit exceeded", EIP-1474
 (Alchemy) whose message speaks of a rate or request limit. The back-off comes from, in
 order: the ``Retry-After`` header (seconds, or an HTTP date), Infura's
 ``error.data.rate.backoff_seconds``, Chainstack's ``error.data.try_again_in``; else a
-default. See ``/work/shared/provider-errors.md``: hints are rare and mostly in the body,
+default. See ``chaosproxy/provider-errors.md``: hints are rare and mostly in the body,
 and Infura often sends ``backoff_seconds: 0``, which we treat as "no hint".
 """
 

@@ -52,3 +52,24 @@ def test_round_robin_without_a_breaker_passes_and_its_cost_is_reported(tmp_path)
     # expect.route_away_s (8 s) in the fast form.
     assert slo(report, "route_away")["observed"] >= 5
     assert_no_process_left(only_run(tmp_path))
+
+
+def test_attempt_timeouts_longer_than_the_clients_deadline_fail_on_the_hang(tmp_path):
+    # Round robin, no breaker, and 30 s attempt (and request) timeouts: the calls sent to
+    # A while it hangs wait on it past the clients' deadline (expect.request_timeout_s +
+    # hung_margin_s, 11 s) instead of being answered from B or C.
+    off = ["--set", "sut.options.strategy=round_robin",
+           "--set", "sut.options.circuit_breaker=false",
+           "--set", "sut.options.attempt_timeout_s=30",
+           "--set", "sut.options.request_timeout_s=30"]  # fmt: skip
+    result = run_battle(["run", "provider_degradation", *off, "--runs-dir", str(tmp_path)])
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = report_of(tmp_path)
+    caught_by = {"hang_bounded", "no_hung_call"}
+    assert_caught(report, caught_by)
+    assert slo(report, "hang_bounded")["observed"] > 6000
+    for witness in slo(report, "no_hung_call")["witnesses"]:
+        assert witness["service_ms"] is None or witness["service_ms"] > 11_000, witness
+    for name in caught_by:
+        assert f"FAIL SLO {slo(report, name)['expression']}" in result.stdout
+    assert_no_process_left(only_run(tmp_path))

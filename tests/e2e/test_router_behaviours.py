@@ -3,11 +3,13 @@ passes with the breaker on and fails with it off, the report naming the SLO that
 it. Full stack on loopback (mock providers, chaos proxy, router, load, analysis).
 
 The other behaviours are proven by the built-in scenarios' tests, on with the scenario
-passing and off with it failing: failover (test_builtin_http_failover.py), the
-`fastest` strategy and timeouts (test_builtin_provider_degradation.py), rate-limit
-demotion (test_builtin_rate_limited_provider.py), head tracking
-(test_builtin_stale_head.py), breaker recovery (test_builtin_total_outage.py) and
-WebSocket subscriptions (test_builtin_ws_continuity.py).
+passing and off with it failing on the SLO that names the defect: failover and the
+breaker (test_builtin_http_failover.py), attempt timeouts
+(test_builtin_provider_degradation.py; the `fastest` strategy is policy there, its
+absence reported, not failed on), rate-limit demotion
+(test_builtin_rate_limited_provider.py), head tracking (test_builtin_stale_head.py),
+breaker recovery (test_builtin_total_outage.py) and WebSocket subscriptions
+(test_builtin_ws_continuity.py).
 """
 
 from __future__ import annotations

@@ -98,7 +98,9 @@ class Fake:
     """HTTP and WebSocket JSON-RPC on one port. `mode`: ok | http503 | rate429 (with
     `retry_after`) | rpc (error `rpc_error` on every element) | reset | hang. eth_call
     always reverts (an execution error); web3_clientVersion answers the name, so a
-    test sees who served; batches are answered in reverse order."""
+    test sees who served; batches are answered in reverse order. aio_priority's own
+    head polls (id "head-poll") are answered the same way but only counted in `polls`,
+    not kept in `seen`."""
 
     name: str
     lt: LoopThread
@@ -107,6 +109,7 @@ class Fake:
     rpc_error: dict[str, Any] = field(default_factory=lambda: {"code": -32603, "message": "x"})
     head: int = 1000
     seen: list[Seen] = field(default_factory=list)
+    polls: int = 0
     ws_subscribes: int = 0
     url: str = ""
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
@@ -138,7 +141,10 @@ class Fake:
 
     async def _http(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
-        self.seen.append(Seen(body, request.headers.get("X-Battle-Tag"), time.monotonic()))
+        if isinstance(body, dict) and body.get("id") == "head-poll":
+            self.polls += 1
+        else:
+            self.seen.append(Seen(body, request.headers.get("X-Battle-Tag"), time.monotonic()))
         mode = self.mode
         if mode == "hang":
             assert self._release is not None
@@ -559,6 +565,41 @@ def test_plain_calls_over_the_websocket_are_answered_through_http(fakes, routers
     assert a.count("eth_blockNumber") == 1
 
 
+def block_number(router: Router) -> int:
+    return int(router.call("eth_blockNumber")["result"], 16)
+
+
+def test_a_lagging_upstream_is_skipped_until_its_polled_head_catches_up(fakes, routers):
+    a, b = fakes("A", "B")
+    router = routers("aio", [a, b], head_poll_s=0.2)
+    until(lambda: a.polls and b.polls)
+    assert router.served_by() == "A"
+    a.head = 997  # 3 blocks behind B: beyond max_head_lag_blocks (2)
+    until(lambda: router.served_by() == "B", timeout=3)
+    calls_on_a = a.count()
+    # Skipped while every poll shows it lagging; B's head is the one clients get.
+    assert [router.served_by() for _ in range(5)] == ["B"] * 5
+    assert block_number(router) == 1000 and a.count() == calls_on_a
+    polls = a.polls
+    a.head = 998  # 2 behind: caught up
+    until(lambda: router.served_by() == "A", timeout=3)
+    assert a.polls > polls
+    assert [router.served_by() for _ in range(3)] == ["A"] * 3
+
+
+def test_a_head_lower_than_one_already_returned_is_served_elsewhere_or_raised(fakes, routers):
+    a, b = fakes("A", "B")
+    router = routers("aio", [a, b], head_poll_s=30)  # one poll round, at the start
+    assert block_number(router) == 1000 and a.count("eth_blockNumber") == 1
+    a.head = 990  # A lags, and no poll will show it for 30 s
+    assert block_number(router) == 1000  # A's 990 was not served: B's 1000 was
+    assert (a.count("eth_blockNumber"), b.count("eth_blockNumber")) == (2, 1)
+    assert router.served_by() == "B"  # 10 low: A counts as lagging until the next poll
+    b.head = 999  # every upstream now answers lower than 1000
+    assert block_number(router) == 1000  # the highest head already returned
+    assert (a.count("eth_blockNumber"), b.count("eth_blockNumber")) == (3, 2)
+
+
 # ---------------------------------------------------------------------------------------
 # node_roundrobin: the default policy
 # ---------------------------------------------------------------------------------------
@@ -830,6 +871,23 @@ def test_head_backwards_answers_a_lower_block_number_than_before(fakes, routers,
     router = routers("aio", [a], *(["head_backwards"] if defect else []))
     got = [int(router.call("eth_blockNumber")["result"], 16) for _ in range(4)]
     assert got == ([1000, 997, 1000, 997] if defect else [1000] * 4)
+
+
+@pytest.mark.parametrize("defect", [False, True])
+def test_no_head_tracking_lets_a_lagging_upstream_serve_its_head(fakes, routers, defect):
+    a, b = fakes("A", "B")
+    router = routers("aio", [a, b], *(["no_head_tracking"] if defect else []), head_poll_s=0.2)
+    assert block_number(router) == 1000
+    a.head = 990
+    if defect:
+        # A keeps serving, its head 10 blocks back included; it is never polled.
+        assert [block_number(router) for _ in range(3)] == [990] * 3
+        assert router.served_by() == "A" and b.count() == 0 and a.polls == 0
+    else:
+        # Not served once (B answers, then a poll shows A lagging): 1000 every time.
+        assert block_number(router) == 1000
+        until(lambda: router.served_by() == "B" and a.polls > 1, timeout=3)
+        assert [block_number(router) for _ in range(3)] == [1000] * 3
 
 
 @pytest.mark.parametrize("kind", ["aio", "node"])

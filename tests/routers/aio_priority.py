@@ -8,7 +8,21 @@ examples/reference_router, so that Battle is proven on a router it did not shape
 
 Policy (each number a setting, see SETTINGS):
 - Upstreams in the order given; the first one available serves (available: breaker not
-  open, not inside a rate-limit back-off).
+  open, not inside a rate-limit back-off, head not lagging).
+- Head tracking: every 1 s the router asks each upstream for eth_blockNumber itself
+  (its own traffic, JSON-RPC id "head-poll"). A poll's failure counts for nothing but
+  that poll (not against the breaker, no client back-off): the upstream's head is then
+  unknown, and an unknown head is not judged. A poll's rate limit holds that
+  upstream's polls back; a client rate limit holds them back too. An upstream whose
+  polled head is more than 2 blocks behind the best polled head lags: it is tried only
+  after every upstream that does not (the lagging ones by head, best first: when every
+  available upstream lags, the best one serves), and it keeps its lagging head through
+  failed polls until a poll shows it within 2 blocks again. A client's eth_blockNumber
+  (also in a batch) is never answered lower than the highest head the router has
+  already returned: such an answer is not served and the next upstream is tried (the
+  upstream that gave it, if more than 2 blocks low, counts as lagging until the next
+  poll round); when no upstream answers at least that head, the client gets the
+  highest head already returned.
 - Each attempt within 1 s, the whole request within 3 s. An attempt fails on a
   connection error, a timeout, HTTP 5xx or 429 (any non-2xx), a body that is not JSON,
   an answer whose ids do not match, or a JSON-RPC error that is the provider's fault
@@ -68,6 +82,7 @@ DEFECTS = {
     "no_gap_fill": "resubscribes, but blocks missed meanwhile are not backfilled",
     "duplicate_notifications": "every newHeads notification is sent to clients twice",
     "head_backwards": "every 2nd eth_blockNumber answer is lowered by 3 blocks",
+    "no_head_tracking": "no head polls, no lag check, no floor: a lagging upstream serves",
     "slow_leak": "keeps 1 KB resident per JSON-RPC call (each batch element) forever",
     "swallow_errors": "when every attempt failed: HTTP 200 with result null, not an error",
     "add_latency_15ms": "sleeps 15 ms in every client request",
@@ -86,9 +101,12 @@ SETTINGS: dict[str, float] = {
     "stall_s": 3.0,
     "backfill_limit": 64,
     "client_queue": 256,
+    "head_poll_s": 1.0,
+    "max_head_lag_blocks": 2,
 }
 
 PROG = "aio_priority"
+HEAD_POLL_ID = "head-poll"
 LEAK_BYTES = 1024
 PROVIDER_FAULT_CODES = {-32603, -32002, -32005, 429}
 RATE_LIMIT_CODES = {-32005, 429}
@@ -334,6 +352,12 @@ class Router:
         self.leak: list[bytearray] = []
         self.block_number_calls = 0
         self.feed: Feed | None = None
+        self.tracking = not self.has("no_head_tracking")
+        self.heads: dict[str, int | None] = {u.name: None for u in config.upstreams}
+        self.behind: set[str] = set()  # answered a client more than the lag low
+        self.poll_limited_until = {u.name: 0.0 for u in config.upstreams}
+        self.returned = -1  # the highest head given to a client
+        self.poller: asyncio.Task[None] | None = None
 
     def has(self, defect: str) -> bool:
         return defect in self.defects
@@ -341,10 +365,115 @@ class Router:
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=64, keepalive_timeout=30)
         self.session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
+        if self.tracking:
+            self.poller = asyncio.get_running_loop().create_task(self.poll_heads())
 
     async def close(self) -> None:
+        if self.poller is not None:
+            self.poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.poller
         if self.session is not None:
             await self.session.close()
+
+    # -- head tracking ------------------------------------------------------------------
+
+    async def poll_heads(self) -> None:
+        """Every head_poll_s (or as soon as the last round ended, if it took longer):
+        each upstream's eth_blockNumber, all at once. One round replaces every head and
+        clears `behind`; an upstream whose poll failed keeps its head if that head lagged
+        (it stays out until a poll shows it caught up), else its head becomes unknown."""
+        loop = asyncio.get_running_loop()
+        every = max(0.05, self.settings["head_poll_s"])
+        while True:
+            started = loop.time()
+            polled = await asyncio.gather(
+                *(self.poll(u) for u in self.config.upstreams), return_exceptions=True
+            )
+            heads: dict[str, int | None] = {}
+            for u, head in zip(self.config.upstreams, polled, strict=True):
+                if isinstance(head, int):
+                    heads[u.name] = head
+                else:
+                    heads[u.name] = self.heads[u.name] if self.polled_lag(u.name) else None
+            self.heads = heads
+            self.behind.clear()
+            await asyncio.sleep(max(0.0, started + every - loop.time()))
+
+    async def poll(self, upstream: Upstream) -> int | None:
+        """One upstream's head, or None (failed, rate limited, not asked)."""
+        assert self.session is not None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if now < self.poll_limited_until[upstream.name] or (
+            now < self.health[upstream.name].limited_until
+        ):
+            return None  # a provider that asked for room is not polled meanwhile
+        body = {"jsonrpc": "2.0", "id": HEAD_POLL_ID, "method": "eth_blockNumber", "params": []}
+        timeout = self.settings["attempt_timeout_s"]
+        try:
+            async with self.session.post(
+                upstream.url, json=body, timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as response:
+                raw = await response.read()
+                status, retry_after = response.status, response.headers.get("Retry-After")
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            return None
+        try:
+            answer = json.loads(raw)
+        except ValueError:
+            answer = None
+        error = answer.get("error") if isinstance(answer, dict) else None
+        limit = _fault(error)[1] if error is not None else False
+        if status == 429 or limit:
+            hint = (_seconds(retry_after) if retry_after else None) or (
+                _rate_hint(error) if isinstance(error, dict) else None
+            )
+            self.poll_limited_until[upstream.name] = loop.time() + (
+                hint or self.settings["default_retry_after_s"]
+            )
+            return None
+        result = answer.get("result") if isinstance(answer, dict) else None
+        if status != 200 or not isinstance(result, str):
+            return None
+        try:
+            return int(result, 16)
+        except ValueError:
+            return None
+
+    def polled_lag(self, name: str) -> bool:
+        """The upstream's polled head is beyond the lag behind the best polled head."""
+        head = self.heads.get(name)
+        known = [h for h in self.heads.values() if h is not None]
+        return head is not None and max(known) - head > self.settings["max_head_lag_blocks"]
+
+    def lagging(self, name: str) -> bool:
+        return name in self.behind or self.polled_lag(name)
+
+    def in_order(self) -> list[Upstream]:
+        """The priority order with every lagging upstream moved behind the others (by
+        head, best first: when every upstream lags, the best one serves)."""
+        upstreams = self.config.upstreams
+        if not self.tracking:
+            return upstreams
+        lagging = [u for u in upstreams if self.lagging(u.name)]
+        if not lagging:
+            return upstreams
+        lagging.sort(key=lambda u: -(self.heads.get(u.name) or -1))  # stable: ties keep order
+        return [u for u in upstreams if u not in lagging] + lagging
+
+    def head_answers(self, request: Any, answer: Any) -> list[tuple[int, int]]:
+        """(position in the answer, block number) of each eth_blockNumber result."""
+        asked = [e for e in (request if isinstance(request, list) else [request])
+                 if isinstance(e, dict) and "id" in e]  # fmt: skip
+        items = answer if isinstance(answer, list) else [answer]
+        out = []
+        for i, (element, item) in enumerate(zip(asked, items, strict=False)):
+            result = item.get("result") if isinstance(item, dict) else None
+            if element.get("method") == "eth_blockNumber" and isinstance(result, str):
+                with contextlib.suppress(ValueError):
+                    out.append((i, int(result, 16)))
+        return out
 
     # -- id rewriting -------------------------------------------------------------------
 
@@ -449,9 +578,6 @@ class Router:
                 )
         return mapped
 
-    def candidates(self, now: float) -> list[Upstream]:
-        return [u for u in self.config.upstreams if self.health[u.name].available(now)]
-
     async def route(self, request: Any) -> tuple[int, Any]:
         """One client request (object or batch) to (HTTP status, JSON answer)."""
         if self.has("slow_leak"):
@@ -464,6 +590,7 @@ class Router:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings["deadline_s"]
         last: AttemptFailed | None = None
+        held: Any = None  # an answer whose head was lower than one already returned
         tried: set[str] = set()
         repeats = 5 if self.has("retry_storm") else 0
         while True:
@@ -472,7 +599,7 @@ class Router:
             if remaining <= 0:
                 break
             upstream = next(
-                (u for u in self.config.upstreams
+                (u for u in self.in_order()
                  if u.name not in tried and self.health[u.name].acquire(now)),
                 None,
             )  # fmt: skip
@@ -505,16 +632,36 @@ class Router:
                 else:
                     health.success()
                     health.release()
-                    return 200, self.finish(request, answer)
+                    low = [n for _, n in self.head_answers(request, answer) if n < self.returned]
+                    if not (self.tracking and low):
+                        return 200, self.finish(request, answer)
+                    # Behind a head already returned: another upstream is asked, and
+                    # this one, when beyond the lag, waits for the next poll.
+                    if self.returned - min(low) > self.settings["max_head_lag_blocks"]:
+                        self.behind.add(upstream.name)
+                    held = answer
+                    break
             health.release()
             if self.has("no_failover"):
                 break
+        if held is not None:
+            return 200, self.finish(request, held)  # raised to the highest returned
         return self.give_up(request, outgoing, last)
 
     def finish(self, request: Any, answer: Any) -> Any:
         if isinstance(answer, list) and self.has("batch_wrong_ids") and len(answer) > 1:
             ids = [item.get("id") for item in answer]
             answer = [{**item, "id": ids[(i + 1) % len(ids)]} for i, item in enumerate(answer)]
+        if self.tracking:
+            heads = self.head_answers(request, answer)
+            if any(n < self.returned for _, n in heads):
+                floor = hex(self.returned)
+                items = list(answer) if isinstance(answer, list) else [answer]
+                for i, n in heads:
+                    if n < self.returned:
+                        items[i] = {**items[i], "result": floor}
+                answer = items if isinstance(answer, list) else items[0]
+            self.returned = max([self.returned, *(n for _, n in heads)])
         if isinstance(request, dict) and request.get("method") == "eth_blockNumber":
             self.block_number_calls += 1
             if (
@@ -629,7 +776,7 @@ class Feed:
 
     def pick(self, avoid: str | None) -> Upstream | None:
         now = asyncio.get_running_loop().time()
-        with_ws = [u for u in self.router.config.upstreams if u.ws_url]
+        with_ws = [u for u in self.router.in_order() if u.ws_url]
         healthy = [u for u in with_ws if self.router.health[u.name].available(now)]
         for group in ([u for u in healthy if u.name != avoid], healthy, with_ws):
             if group:
