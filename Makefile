@@ -19,7 +19,7 @@ LOCK_FLAGS :=
 # CI sets BATTLE_REQUIRE_ANVIL=1 so that they fail instead.
 ANVIL := node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 
-.PHONY: demo test test-latest lock lint bench clean
+.PHONY: demo test test-latest matrix lock lint bench clean
 
 # Every path below is relative to the clone and every interpreter path quoted, so a
 # clone under a directory whose name has a space sets up too. `pip check` fails the
@@ -63,6 +63,12 @@ test-latest: $(ANVIL)
 	$(LATEST)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[dev]'
 	$(LATEST)/bin/python scripts/versions-vs-lock $(LATEST)/bin/python $(LOCK)
 	$(LATEST)/bin/python -m pytest tests/unit tests/integration
+
+# The verdict matrix (tests/e2e/matrix.py): the built-ins against routers Battle did not
+# write, correct and with defects planted, every cell three times, two at a time; it
+# prints false alarms, misses and flips. CI runs each cell once (tests/e2e/test_matrix.py).
+matrix: $(STAMP)
+	$(BIN)/python tests/e2e/matrix.py --repeat 3 --jobs 2
 
 bench: $(STAMP) $(ANVIL)
 	$(BIN)/python bench/stack_latency.py

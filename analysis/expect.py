@@ -91,8 +91,7 @@ EXPECTATIONS: dict[str, Expectation] = {
             "wasted_attempts_per_outage",
             60.0,
             "attempts",
-            "client attempts a router may send to a provider in one outage before it"
-            " routes away",
+            "client attempts a router may send to a provider in one outage before it routes away",
             "route_away_s at the built-ins' 40 req/s is up to 320; a router with a"
             " breaker or health check (HAProxy with checks: ~30 per outage measured)"
             " stays far below, one without sends every call first to the dead provider",
@@ -110,8 +109,7 @@ EXPECTATIONS: dict[str, Expectation] = {
             "rss_growth_kb_per_request",
             0.5,
             "KB",
-            "resident memory the router may keep per client call served (a leak's"
-            " slope)",
+            "resident memory the router may keep per client call served (a leak's slope)",
             "a router that does not leak keeps a flat RSS once warm; 0.5 KB per call"
             " is under what a leak of one small object per call keeps",
         ),
@@ -119,8 +117,7 @@ EXPECTATIONS: dict[str, Expectation] = {
             "recovery_s",
             15.0,
             "s",
-            "longest time after every provider is back until clients are served as"
-            " before",
+            "longest time after every provider is back until clients are served as before",
             "come_back_s: the same breaker or ejection has to let a provider back in",
         ),
     )

@@ -462,11 +462,13 @@ WHERE x.t_request < l.t_limited + CAST(l.retry_after_s * 1e9 AS BIGINT);
 -- name: provider_return
 -- Per provider with a fault acting on its calls (WebSocket-only faults are left out: a
 -- router that moved its subscription owes no return), after its last fault window:
--- `before_fault` client exchanges before its first fault, `t_back` the first
--- successful client exchange after the last one ended, `tail_s` how long the load went
+-- `before_fault` client exchanges before its first fault, `t_back` the third
+-- successful client exchange after the last one ended (not the first: where the router
+-- rewrites ids, attribution by time may give a client call one of its own health
+-- probes now and then, and a stray one is no return), `tail_s` how long the load went
 -- on after it, `come_back_s` how long it took (the tail when it never came back).
--- `judged`: it carried client traffic before (the idle backups of a priority router
--- are not judged). `abandoned`: judged, never served a client call again, and the load
+-- `judged`: it carried client traffic before, three calls at least (the idle backups
+-- of a priority router are not judged). `abandoned`: judged, never served a client call again, and the load
 -- went on longer than `expect.come_back_s` after the fault (a breaker that never
 -- closes).
 CREATE OR REPLACE TABLE provider_return AS
@@ -474,20 +476,25 @@ WITH f AS (
     SELECT provider, min(t_from) AS first_from, max(t_to) AS last_to
     FROM fault_windows WHERE kind NOT LIKE 'ws\_%' ESCAPE '\' GROUP BY provider
 ),
+back AS (
+    SELECT x.provider, x.t_request,
+           row_number() OVER (PARTITION BY x.provider ORDER BY x.t_request) AS k
+    FROM client_exchanges x JOIN f USING (provider)
+    WHERE x.t_request >= f.last_to AND x.outcome = 'ok'
+),
 c AS (
     SELECT f.*,
            (SELECT count(*) FROM client_exchanges x
             WHERE x.provider = f.provider AND x.t_request < f.first_from) AS before_fault,
-           (SELECT min(x.t_request) FROM client_exchanges x
-            WHERE x.provider = f.provider AND x.t_request >= f.last_to AND x.outcome = 'ok')
+           (SELECT b.t_request FROM back b WHERE b.provider = f.provider AND b.k = 3)
                AS t_back
     FROM f
 )
 SELECT c.provider, c.first_from, c.last_to, c.before_fault, c.t_back,
        (w.t_end - c.last_to) / 1e9 AS tail_s,
        (coalesce(c.t_back, w.t_end) - c.last_to) / 1e9 AS come_back_s,
-       c.before_fault > 0 AS judged,
-       c.before_fault > 0 AND c.t_back IS NULL
+       c.before_fault >= 3 AS judged,
+       c.before_fault >= 3 AND c.t_back IS NULL
            AND (w.t_end - c.last_to) / 1e9 >= expect_s('come_back_s') AS abandoned
 FROM c, run_window w;
 
@@ -879,7 +886,8 @@ SELECT count(*) AS value FROM planned_faults;
 WITH windows AS (
     SELECT fault_id, spec_id, provider, actual_start,
            coalesce(actual_end, (SELECT t_end FROM run_window)) AS actual_end,
-           coalesce(match, 'null') = 'null' AS matches_all
+           coalesce(match, 'null') = 'null' AS matches_all,
+           kind LIKE 'ws\_%' ESCAPE '\' AS socket_fault
     FROM chaos_events
 ),
 touched AS (
@@ -894,12 +902,16 @@ touched AS (
                     AND json_extract_string(l.detail, '$.window') = w.fault_id
                     AND coalesce(TRY_CAST(json_extract(l.detail, '$.ok') AS BOOLEAN), false))
 ),
+-- The traffic a window could act on: a WebSocket fault's is the provider's
+-- subscription traffic, any other fault's its exchanges (HTTP, or calls over WS).
 met AS (
     SELECT w.fault_id FROM windows w
-    WHERE EXISTS (SELECT 1 FROM upstream u WHERE u.provider = w.provider
-                    AND u.t_request >= w.actual_start AND u.t_request < w.actual_end)
-       OR EXISTS (SELECT 1 FROM upstream_ws x WHERE x.provider = w.provider
-                    AND x.t >= w.actual_start AND x.t < w.actual_end)
+    WHERE (NOT w.socket_fault
+           AND EXISTS (SELECT 1 FROM upstream u WHERE u.provider = w.provider
+                         AND u.t_request >= w.actual_start AND u.t_request < w.actual_end))
+       OR (w.socket_fault
+           AND EXISTS (SELECT 1 FROM upstream_ws x WHERE x.provider = w.provider
+                         AND x.t >= w.actual_start AND x.t < w.actual_end))
 )
 SELECT (SELECT count(*) FROM planned_faults p
         WHERE NOT EXISTS (SELECT 1 FROM windows w WHERE w.actual_start IS NOT NULL

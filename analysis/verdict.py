@@ -202,8 +202,9 @@ def load_noise(
                 not again.passed,
                 again.query,
                 again.unit,
-                note="" if not again.passed else
-                f"{slo.name} fails only when latency counts the load generator's own"
+                note=""
+                if not again.passed
+                else f"{slo.name} fails only when latency counts the load generator's own"
                 " lateness: its send lateness, not the router, may have decided it",
             )
         )

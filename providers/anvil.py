@@ -179,9 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         block_time_ms=args.block_time_ms,
         chain_id=args.chain_id,
     )
-    proc = subprocess.Popen(
-        _dying_with_parent(cmd), env=env, cwd=home, stdin=subprocess.DEVNULL
-    )
+    proc = subprocess.Popen(_dying_with_parent(cmd), env=env, cwd=home, stdin=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not _answers(args.port):

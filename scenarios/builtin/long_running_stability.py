@@ -41,10 +41,7 @@ FULL = (50.0, 1800.0, 30.0, 5.0, 25.0, 58, 60.0, 0.2)
 def memory_sql(warmup_s: float) -> str:
     """The lower 95% bound of the SUT's RSS slope per call served (KB), over its samples
     from t0 + `warmup_s` on (analysis/queries.sql: rss_per_call)."""
-    return (
-        "SELECT kb_per_call - 2 * coalesce(stderr, 0) AS value"
-        f" FROM rss_per_call({warmup_s:g})"
-    )
+    return f"SELECT kb_per_call - 2 * coalesce(stderr, 0) AS value FROM rss_per_call({warmup_s:g})"
 
 
 # Least-squares slope of the attempts wasted on the flapping provider per outage,

@@ -104,6 +104,7 @@ DEFECTS = (
     _defect("aio", "no_gap_fill", "ws_continuity", "ws_no_gap"),
     _defect("aio", "duplicate_notifications", "ws_continuity", "ws_no_duplicate"),
     _defect("aio", "head_backwards", "stale_head", "heads_monotonic"),
+    _defect("aio", "no_head_tracking", "stale_head", "heads_monotonic"),
     _defect("aio", "slow_leak", "long_running_stability", "memory_growth"),
     _defect("aio", "swallow_errors", "total_outage", "no_wrong_answer"),
     _defect("aio", "add_latency_15ms", "concurrent_load", "overhead"),

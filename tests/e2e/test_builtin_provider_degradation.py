@@ -48,9 +48,9 @@ def test_round_robin_without_a_breaker_passes_and_its_cost_is_reported(tmp_path)
     assert metrics["latency_p95_ms"] is not None and metrics["latency_p99_ms"] is not None
     # Each hung attempt on A costs the router's whole 2 s attempt timeout.
     assert slo(report, "hang_bounded")["observed"] >= 2000
-    # It never routed away: the longest fault window's length (the 6 s ramp), under
-    # expect.route_away_s (8 s) in the fast form.
-    assert slo(report, "route_away")["observed"] >= 5
+    # It never routed away from the hung A: route_away is at least the hang's whole 5 s
+    # (the fault window's length), still under expect.route_away_s (8 s).
+    assert slo(report, "route_away")["observed"] >= 4.5
     assert_no_process_left(only_run(tmp_path))
 
 

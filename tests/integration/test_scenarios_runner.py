@@ -147,7 +147,7 @@ def test_an_external_router_is_loaded_through_fixed_listeners_and_left_running(t
             workloads=[HttpLoad(rate=20, mix="eth_blockNumber=1,eth_getBalance=1")],
             duration_s=5,
             faults=[Fault("A", "reset", start_s=1, duration_s=2)],
-            slos=["success_rate >= 0.99", "failovers >= 1"],
+            slos=["success_rate >= 0.99", "failovers >= 1", "come_back_max_s <= 5"],
             expect={"come_back_s": 2},
         )  # fmt: skip
         result = scenario.run(tmp_path / "runs")

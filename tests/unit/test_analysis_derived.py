@@ -479,6 +479,17 @@ def test_a_fault_window_the_router_sent_no_traffic_is_evidence_not_an_invalid_ru
     assert value(con, "faults_without_traffic") == 1
 
 
+def test_a_websocket_fault_that_met_only_http_calls_met_no_traffic(tmp_path):
+    # B's sockets are closed for a second while the router has no socket to B: the HTTP
+    # calls B got meanwhile are nothing a ws_disconnect acts on.
+    tables = good_run()
+    tables["fault_events"] = [
+        {**e, "kind": "ws_disconnect"} for e in fault("b-disconnect", "A", 0.2, 0.6)
+    ]
+    con = db(tmp_path, tables, {"faults": [{"fault_id": "b-disconnect", "provider": "A"}]})
+    assert failed_validity(con, tmp_path / "run") == []
+
+
 def test_more_providers_than_the_packed_aggregates_hold_is_refused_by_name(tmp_path):
     ups = [up(0, f"P{i}", i) for i in range(65)]
     with pytest.raises(duckdb.Error, match="upstream has more than 64 providers"):

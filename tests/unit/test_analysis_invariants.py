@@ -195,7 +195,18 @@ def test_a_provider_never_used_again_after_its_fault_is_abandoned(tmp_path):
 def test_a_provider_that_came_back_is_not_abandoned_and_its_come_back_is_timed(tmp_path):
     con = db(tmp_path, _breaker(returns=True))
     assert value(con, "abandoned_providers") == 0
-    assert value(con, "come_back_max_s") == pytest.approx(1.0, abs=0.01)
+    # A is back at 5.0 s (the fault ended at 4.001 s); its third call, at 5.2 s, marks it
+    # as serving again.
+    assert value(con, "come_back_max_s") == pytest.approx(1.2, abs=0.01)
+
+
+def test_a_stray_call_attributed_to_an_abandoned_provider_is_no_return(tmp_path):
+    # After the fault one exchange on A (a health probe that attribution by time gave to
+    # a call) and nothing else: still abandoned.
+    tables = _breaker(returns=False)
+    tables["upstream"].append(up(100, "A", 10_000.5, flow="stray"))
+    con = db(tmp_path, tables)
+    assert value(con, "abandoned_providers") == 1
 
 
 def test_an_idle_backup_of_a_priority_router_is_never_judged_on_coming_back(tmp_path):

@@ -187,7 +187,7 @@ def test_reports_name_the_failing_slo(tmp_path):
     j = judge_run(run, [SUCCESS])
     write_reports(j)
     report = json.loads((run / "report.json").read_text())
-    assert report["verdict"] == "failed" and report["schema_version"] == 2
+    assert report["verdict"] == "failed" and report["schema_version"] == 3
     assert report["slos"][0]["passed"] is False and "SELECT" in report["slos"][0]["query"]
     assert "❌ | `success_rate >= 0.99`" in (run / "report.md").read_text()
 
