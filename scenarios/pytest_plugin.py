@@ -7,14 +7,19 @@
     @pytest.mark.battle("scenarios/mine.toml", full=True, rate=200,
                         set=["sut.options.failover=false"], expect="failed")
     def test_without_failover_it_fails(battle):
-        assert "success" in battle.failed_slos
+        assert "no_unrescued_failure" in battle.failed_slos
+
+    @pytest.mark.battle("http_failover", sut="my_router.sut.toml", profile={"come_back_s": 30})
+    def test_my_router_comes_back_within_its_declared_30_s(battle): ...
 
 The `battle` fixture runs the marker's scenario (a built-in name, a .py or .toml path,
 or a `Scenario`), with the CLI's overrides (`rate`, `duration`, `seed`, `sut_url`,
-`providers`, `set`), and returns its `ScenarioResult`. The test fails when the verdict
-is not `expect` (default `passed`), with the run's summary as the message, before its
-body runs; a bad scenario is a test error. Runs go under `--battle-runs-dir` (default: a temporary
-folder of the session); `--battle-full` picks every full form.
+`providers`, `set`; `sut`: a `--sut` file; `profile`: the router profile, as
+`--expect`, which a built-in builds its SLOs from), and returns its `ScenarioResult`.
+The test fails when the verdict is not `expect` (default `passed`), with the run's
+summary as the message, before its body runs; a bad scenario is a test error. Runs go
+under `--battle-runs-dir` (default: a temporary folder of the session); `--battle-full`
+picks every full form.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import pytest
 
 __all__ = ["battle", "pytest_addoption", "pytest_configure", "pytest_runtest_call"]
 
-_OVERRIDES = ("rate", "duration", "seed", "sut_url", "providers", "set")
+_OVERRIDES = ("rate", "duration", "seed", "sut_url", "providers", "set", "sut", "profile")
 _VERDICTS = ("passed", "failed", "invalid", "regressed")
 # (result, expected verdict) of the test's run, checked when the test is called, so a
 # verdict mismatch is the test's failure rather than an error in its fixture.
@@ -43,7 +48,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "battle(scenario, *, full=False, expect='passed', rate=, duration=, seed=, sut_url=,"
-        " providers=, set=[...]): the scenario the `battle` fixture runs",
+        " providers=, set=[...], sut=FILE, profile={...}): the scenario the `battle`"
+        " fixture runs",
     )
 
 
@@ -52,7 +58,7 @@ def battle(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     """Runs the test's `battle` marker scenario and returns its `ScenarioResult`."""
     from scenarios.api import Scenario
     from scenarios.errors import ConfigError
-    from scenarios.loader import apply_overrides, load_scenario
+    from scenarios.loader import apply_overrides, expect_from_sets, load_scenario, load_sut_file
     from scenarios.runner import run_scenario
 
     marker = request.node.get_closest_marker("battle")
@@ -67,14 +73,18 @@ def battle(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     if unknown:
         raise pytest.UsageError(f"battle marker: unknown argument {unknown[0]!r}")
     sets = kwargs.pop("set", ())
+    sets = [sets] if isinstance(sets, str) else list(sets)
+    sut_file = kwargs.pop("sut", None)
     try:
+        # The router profile as `battle run` takes it, weakest first: the --sut file's,
+        # --set expect.*, then `profile` (--expect).
+        sut, from_file = load_sut_file(sut_file) if sut_file else (None, {})
+        profile = {**from_file, **expect_from_sets(sets), **dict(kwargs.pop("profile", {}))}
         if isinstance(target, Scenario):
             scenario, form = target, "custom"
         else:
-            scenario, form = load_scenario(str(target), full=full)
-        scenario = apply_overrides(
-            scenario, sets=[sets] if isinstance(sets, str) else sets, **kwargs
-        )
+            scenario, form = load_scenario(str(target), full=full, expect=profile)
+        scenario = apply_overrides(scenario, sets=sets, sut=sut, expect=profile, **kwargs)
     except ConfigError as exc:
         raise pytest.UsageError(f"battle marker: {exc}") from None
     runs_dir = request.config.getoption("--battle-runs-dir") or tmp_path_factory.mktemp("battle")

@@ -29,6 +29,12 @@ def test_an_expected_failure_passes(battle):
 def test_an_unexpected_failure_fails_the_test(battle):
     pass
 
+@pytest.mark.battle(TINY, profile={"come_back_s": 7})
+def test_the_router_profile_reaches_the_run(battle):
+    import json
+    spec = json.loads((battle.run_dir / "scenario.json").read_text())
+    assert spec["expect"]["come_back_s"] == 7 and spec["expect_declared"] == ["come_back_s"]
+
 @pytest.mark.battle("no_such_builtin")
 def test_a_bad_scenario_is_an_error(battle):
     pass
@@ -44,8 +50,8 @@ def test_the_plugin_runs_the_marked_scenario_and_gates_on_its_verdict(tmp_path):
     )  # fmt: skip
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
-    assert "1 failed, 2 passed" in out and "1 error" in out, out
+    assert "1 failed, 3 passed" in out and "1 error" in out, out
     assert "battle verdict failed, expected passed" in out
     assert "FAIL SLO success_rate > 1" in out
     assert "no built-in scenario 'no_such_builtin'" in out
-    assert len(list((tmp_path / "runs").iterdir())) == 3
+    assert len(list((tmp_path / "runs").iterdir())) == 4
