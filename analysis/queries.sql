@@ -775,6 +775,34 @@ SELECT provider, before_fault AS calls_before_fault,
        round(tail_s, 1) AS load_after_fault_s
 FROM provider_return WHERE abandoned ORDER BY provider;
 
+-- name: success_rate.witnesses
+SELECT tag, method, transport, round((t_intended - (SELECT t_start FROM run_window)) / 1e9, 3)
+           AS at_s, outcome, attempts, served_by AS last_provider, round(latency_ms, 1) AS latency_ms
+FROM requests_x WHERE outcome <> 'ok' ORDER BY t_intended;
+
+-- name: latency_p95_ms.witnesses
+SELECT tag, method, transport, round((t_intended - (SELECT t_start FROM run_window)) / 1e9, 3)
+           AS at_s, outcome, attempts, served_by AS last_provider, round(latency_ms, 1) AS latency_ms
+FROM requests_x
+WHERE latency_ms >= (SELECT quantile_cont(latency_ms, 0.95) FROM requests_x)
+ORDER BY latency_ms DESC;
+
+-- name: amplification.witnesses
+SELECT tag, method, round((t_intended - (SELECT t_start FROM run_window)) / 1e9, 3) AS at_s,
+       outcome, attempts, providers, served_by AS last_provider
+FROM requests_x WHERE attempts > 1 ORDER BY attempts DESC, t_intended;
+
+-- name: breaker_stop_max_ms.witnesses
+SELECT b.fault_id, b.provider, b.kind, round(b.stop_ms / 1e3, 3) AS stopped_after_s,
+       round((f.t_to - f.t_from) / 1e9, 3) AS fault_s, b.wasted_attempts
+FROM breaker b JOIN fault_windows f USING (fault_id)
+ORDER BY coalesce(b.stop_ms, (f.t_to - f.t_from) / 1e6) DESC;
+
+-- name: ws_gap_blocks.witnesses
+SELECT worker, connection, subscription, block_number, gap_blocks,
+       round((t_received - (SELECT t_start FROM run_window)) / 1e9, 3) AS at_s
+FROM ws_checks WHERE gap_blocks > 0 ORDER BY t_received;
+
 -- name: heads_backwards.witnesses
 SELECT worker, seq, method, round((t_intended - (SELECT t_start FROM run_window)) / 1e9, 3)
            AS at_s, result_block, seen_max AS already_answered

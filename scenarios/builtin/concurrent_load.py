@@ -54,6 +54,8 @@ def build(full: bool, expect: dict[str, float]) -> Scenario:
             {"name": "highest_holding_rate",
              "sql": f"SELECT highest_holding_rate({STEP_SUCCESS}, {STEP_P95_MS}) AS value",
              "expect": f">= {required}",
+             "witnesses": "SELECT step, rate, requests, round(success_rate, 4) AS success_rate,"
+                          " round(p95_ms, 1) AS p95_ms FROM rate_steps ORDER BY step",
              "description": f"the highest step rate (req/s) before the first step with"
                             f" success under {STEP_SUCCESS:.0%} or p95 latency over"
                             f" {STEP_P95_MS} ms; at least {required} req/s required"},

@@ -24,7 +24,7 @@ from __future__ import annotations
 from ..api import Fault, HttpLoad, Scenario, WsLoad, mock, reference_router
 from . import builtin
 from ._slos import client_timeout_s, invariants, policy
-from .ws_continuity import KEPT_UP_SLACK, KEPT_UP_SQL
+from .ws_continuity import KEPT_UP_SLACK, KEPT_UP_SQL, KEPT_UP_WITNESSES
 
 # (rate, load s, first outage at, down s, up s, outages, warm-up s, max growth of wasted
 # attempts per cycle). Fast: 3 outages; the runner lengthens the load to
@@ -42,6 +42,26 @@ def memory_sql(warmup_s: float) -> str:
     """The lower 95% bound of the SUT's RSS slope per call served (KB), over its samples
     from t0 + `warmup_s` on (analysis/queries.sql: rss_per_call)."""
     return f"SELECT kb_per_call - 2 * coalesce(stderr, 0) AS value FROM rss_per_call({warmup_s:g})"
+
+
+def memory_witnesses(warmup_s: float) -> str:
+    """The fit behind memory_growth, and the SUT's RSS at the first and last sample
+    after the warm-up with the calls served by then."""
+    return (
+        "SELECT round(kb_per_call, 3) AS kb_per_call, round(stderr, 3) AS stderr,"
+        " round(r2, 3) AS r2, samples,"
+        " (SELECT round(min(rss) / 1e6, 1) FROM system WHERE role = 'sut') AS rss_min_mb,"
+        " (SELECT round(max(rss) / 1e6, 1) FROM system WHERE role = 'sut') AS rss_max_mb,"
+        " (SELECT count(*) FROM requests_x) AS calls"
+        f" FROM rss_per_call({warmup_s:g})"
+    )
+
+
+WASTED_GROWTH_WITNESSES = """
+SELECT row_number() OVER (ORDER BY f.t_from) AS outage, b.fault_id, b.wasted_attempts,
+       round(b.stop_ms / 1e3, 3) AS stopped_after_s
+FROM breaker b JOIN fault_windows f USING (fault_id) WHERE b.provider = 'A' ORDER BY f.t_from
+"""
 
 
 # Least-squares slope of the attempts wasted on the flapping provider per outage,
@@ -75,6 +95,7 @@ def build(full: bool, expect: dict[str, float]) -> Scenario:
         ],
         slos=[
             {"name": "memory_growth", "sql": memory_sql(warmup), "expect": f"<= {leak_kb:g}",
+             "witnesses": memory_witnesses(warmup),
              "description": f"the router keeps under {leak_kb:g} KB per call served after"
                             f" {warmup:g} s of warm-up (lower 95% bound of the RSS slope;"
                             " expect.rss_growth_kb_per_request)"},
@@ -82,12 +103,14 @@ def build(full: bool, expect: dict[str, float]) -> Scenario:
             *invariants("no_unrescued_failure", "no_wrong_answer", "no_hung_call",
                         "no_retry_storm", "no_abandoned_provider"),
             {"name": "wasted_growth", "sql": WASTED_GROWTH_SQL,
+             "witnesses": WASTED_GROWTH_WITNESSES,
              "expect": f"<= {max_growth:g}",
              "description": "attempts wasted per outage do not grow from cycle to cycle"},
             {"name": "latency_every_window", "slo": "latency{window:10s}: p(95) < 500",
              "description": "every 10 s window: p95 latency under 500 ms (no slow drift)"},
             *invariants("ws_no_gap"),
             {"name": "ws_kept_up", "sql": KEPT_UP_SQL, "expect": f"<= {KEPT_UP_SLACK}",
+             "witnesses": KEPT_UP_WITNESSES,
              "description": "the subscriber got every block produced while it ran"},
         ],
     )  # fmt: skip

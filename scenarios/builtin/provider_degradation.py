@@ -18,8 +18,10 @@ from . import builtin
 from ._slos import batch_mix, client_timeout_s, invariants, policy
 
 # (rate, load seconds, ramp starts at, ramp lasts, hang lasts). The hang starts when the
-# ramp ends; the runner lengthens the load to expect.come_back_s after it.
-FAST = (40.0, 15.0, 2.0, 6.0, 5.0)
+# ramp ends and lasts longer than the profile's default route_away_s (8 s), so that a
+# router that never stops sending to a hung provider fails `route_away`; the load runs
+# 2 s past it.
+FAST = (40.0, 20.0, 2.0, 6.0, 10.0)
 FULL = (100.0, 90.0, 10.0, 40.0, 20.0)
 # B's and C's steady latency: above A's own (about 1 ms through the proxy), so that A is
 # the fastest until the ramp starts.

@@ -59,11 +59,42 @@ LEFT JOIN (SELECT worker, connection, count(DISTINCT block_number) AS blocks
            FROM ws_notifications WHERE kind = 'newHeads' GROUP BY worker, connection) n
   USING (worker, connection)
 """
+# Per client socket, the blocks it never got between its first and its last.
+EVERY_BLOCK_WITNESSES = """
+WITH got AS (
+    SELECT worker, connection, min(block_number) AS lo, max(block_number) AS hi,
+           list(DISTINCT block_number) AS blocks
+    FROM ws_notifications WHERE kind = 'newHeads' GROUP BY worker, connection)
+SELECT worker, connection, lo AS first_block, hi AS last_block,
+       list_filter(range(lo, hi + 1), lambda b: NOT list_contains(blocks, b)) AS missing
+FROM got WHERE hi - lo + 1 > len(blocks) ORDER BY worker, connection
+"""
+# Per client socket, the blocks produced since it subscribed and the blocks it got.
+KEPT_UP_WITNESSES = """
+WITH k AS (
+    SELECT s.worker, s.connection,
+           round((s.t_first - (SELECT t_start FROM run_window)) / 1e9, 3) AS subscribed_at_s,
+           true_head((SELECT t_end FROM run_window)) - true_head(s.t_first) AS produced,
+           coalesce(n.blocks, 0) AS received,
+           round((n.t_last - (SELECT t_start FROM run_window)) / 1e9, 3) AS last_block_at_s
+    FROM (SELECT worker, connection, min(t) AS t_first FROM ws_sessions
+          WHERE event = 'subscribe' GROUP BY worker, connection) s
+    LEFT JOIN (SELECT worker, connection, count(DISTINCT block_number) AS blocks,
+                      max(t_received) AS t_last
+               FROM ws_notifications WHERE kind = 'newHeads' GROUP BY worker, connection) n
+      USING (worker, connection))
+SELECT * FROM k ORDER BY produced - received DESC
+"""
 # A block of slack at each end: the last one may be produced as the load stops, and an
 # anvil node starts mining up to a second after the schedule's genesis.
 KEPT_UP_SLACK = 2
 # Client sessions the router ended (the client had to reconnect).
 SESSIONS_KEPT_SQL = "SELECT count(*) AS value FROM ws_sessions WHERE event = 'disconnect'"
+SESSIONS_KEPT_WITNESSES = """
+SELECT worker, connection, round((t - (SELECT t_start FROM run_window)) / 1e9, 3) AS at_s,
+       reason, close_code
+FROM ws_sessions WHERE event = 'disconnect' ORDER BY t
+"""
 # Per stall or close of the upstream socket: from the fault's start until the router
 # opened a socket on another provider (the fault's length plus the rest of the run when
 # it never did), the longest.
@@ -73,6 +104,16 @@ SELECT max(coalesce(
      WHERE o.action = 'open' AND o.provider <> f.provider AND o.t >= f.t_from),
     (SELECT t_end FROM run_window) + (f.t_to - f.t_from)) - f.t_from) / 1e6 AS value
 FROM fault_windows f WHERE f.kind IN ('ws_stall', 'ws_disconnect')
+"""
+MOVE_AWAY_WITNESSES = """
+SELECT f.fault_id, f.provider, f.kind,
+       round((f.t_from - (SELECT t_start FROM run_window)) / 1e9, 3) AS fault_at_s,
+       round(((SELECT min(o.t) FROM upstream_ws o WHERE o.action = 'open'
+               AND o.provider <> f.provider AND o.t >= f.t_from) - f.t_from) / 1e9, 3)
+           AS moved_after_s,
+       (SELECT arg_min(o.provider, o.t) FROM upstream_ws o WHERE o.action = 'open'
+          AND o.provider <> f.provider AND o.t >= f.t_from) AS moved_to
+FROM fault_windows f WHERE f.kind IN ('ws_stall', 'ws_disconnect') ORDER BY f.t_from
 """
 
 
@@ -114,21 +155,24 @@ def build(full: bool, expect: dict[str, float]) -> Scenario:
         slos=[
             *invariants("ws_no_gap"),
             {"name": "ws_every_block", "sql": EVERY_BLOCK_SQL, "expect": "== 0",
+             "witnesses": EVERY_BLOCK_WITNESSES,
              "description": "every client got every block from its first to its last,"
                             " across reconnects too"},
             {"name": "ws_kept_up", "sql": KEPT_UP_SQL, "expect": f"<= {KEPT_UP_SLACK}",
+             "witnesses": KEPT_UP_WITNESSES,
              "description": "every client got (nearly) every block produced while it was"
                             " subscribed: the feed never fell silent"},
             *invariants("ws_no_duplicate", "ws_in_order", "ws_chain", "no_wrong_answer",
                         "no_unrescued_failure"),
             {"name": "ws_sessions_kept", "sql": SESSIONS_KEPT_SQL, "expect": "== 0",
+             "witnesses": SESSIONS_KEPT_WITNESSES,
              "description": "the router never dropped a client; it absorbed every"
                             " upstream failure"},
             {"name": "ws_delay", "slo": f"ws_delay: max < {max_delay_ms:g}",
              "description": f"every block reached the clients within"
                             f" {max_delay_ms / 1000:g} s of its production"},
             {"name": "upstream_move_away", "sql": MOVE_AWAY_SQL,
-             "expect": f"< {move_away_ms:g}",
+             "expect": f"< {move_away_ms:g}", "witnesses": MOVE_AWAY_WITNESSES,
              "description": f"after a stall or a close the router subscribed on another"
                             f" provider within {move_away_ms / 1000:g} s (expect.route_away_s)"},
             {"name": "backfill_fetches",

@@ -1,9 +1,8 @@
 """http_failover's fast form against nginx (examples/nginx, Debian's nginx-light),
 managed by the runner: it passes with failover on, and fails with failover off and
 passive health off (`max_fails = 0`: otherwise nginx routes away after one reset even
-without retrying), the report naming the SLOs that caught it: the invariant
-`no_unrescued_failure` (clients got A's failures with B and C untried) and the policy
-figure `wasted_attempts` (every call of an outage sent to A first)."""
+without retrying), the report naming the SLO that caught it: the invariant
+`no_unrescued_failure` (clients got A's failures with B and C untried)."""
 
 from __future__ import annotations
 
@@ -69,8 +68,12 @@ def test_http_failover_fails_against_nginx_without_proxy_next_upstream(tmp_path,
     result = run_battle(["run", "http_failover", *sut, "--runs-dir", str(tmp_path)])
     assert result.returncode == 1, result.stdout + result.stderr
     report = report_of(tmp_path)
-    caught_by = {"no_unrescued_failure", "wasted_attempts"}
+    caught_by = {"no_unrescued_failure"}
     assert_caught(report, caught_by)
+    # nginx balances round robin: a third of the calls go to A, 40 per 3 s outage at
+    # 40 req/s, under expect.wasted_attempts_per_outage (60). Not routing away is
+    # reported, not failed on; returning A's failures to the clients is what fails.
+    assert slo(report, "wasted_attempts")["observed"] > 0
     run = only_run(tmp_path)
     assert "proxy_next_upstream off" in (run / "nginx.conf").read_text()
     markdown = (run / "report.md").read_text()

@@ -154,3 +154,28 @@ def test_wasted_growth_fires_when_each_breaker_cycle_wastes_more(tmp_path):
     assert (passed.observed, passed.passed) == (pytest.approx(0), True)
     failed = judge(tmp_path, "long_running_stability", "wasted_growth", cycles([3, 6, 9]), "grow")
     assert (failed.observed, failed.passed) == (pytest.approx(3), False)
+
+
+def test_every_built_in_witness_query_runs_on_a_recorded_run(tmp_path):
+    from analysis.queries import query, query_names
+    from analysis.slo import SqlCheck, witnesses
+    from scenarios.builtin import registry
+
+    tables = {"requests": [req(i, i * 100) for i in range(20)],
+              "upstream": [up(i, "A", i * 100 + 1) for i in range(20)],
+              "ws_notifications": [head(n, n, "c0", "s1") for n in range(1, 5)],
+              "ws_sessions": [session("subscribe", 0.1)],
+              "system": [sample(s, 60) for s in range(10)],
+              "fault_events": outage(0, 1, 2)}  # fmt: skip
+    con = duckdb.connect(str(ingest(make_run(tmp_path, tables, scenario=CHAIN))))
+    con.execute("CREATE TEMP TABLE requests_x AS SELECT * FROM main.requests_x")
+    listed = [q for q in query_names() if q.endswith(".witnesses")]
+    sqls = [(q, query(q)) for q in listed] + [
+        (f"{b.name}:{s.name}", s.witnesses)
+        for b in registry().values()
+        for s in b.scenario().slos
+        if isinstance(s, SqlCheck) and s.witnesses
+    ]
+    assert len(sqls) > 20
+    broken = [name for name, sql in sqls if witnesses(con, sql)[1] is None]
+    assert broken == []
