@@ -57,6 +57,15 @@ DIRECTIONS: dict[str, str] = {
             "breaker_stop_max_ms",
             "wasted_attempts",
             "impact_max_ms",
+            # The invariants: any worsening of a zero regresses. (The policy figures are
+            # judged against the router profile; their run-to-run noise, a breaker's
+            # timing against the load's ticks, would read as regressions.)
+            "unrescued_failures",
+            "wrong_answers",
+            "hung_call_count",
+            "retry_storm_calls",
+            "retry_after_breach_count",
+            "abandoned_providers",
         )
     },
     "success_rate": "higher",

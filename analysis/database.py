@@ -70,18 +70,7 @@ DERIVED = (
 )
 # Tables analysis reads whose producer may not write them yet: created empty with this
 # shape when shards.SCHEMAS does not define them, so that every query still runs.
-EXPECTED_TABLES: dict[str, dict[str, str]] = {
-    # The runner's host-jitter probe (scenarios/collectors.py); runs recorded before it
-    # existed have none.
-    "host_jitter": {
-        "t": "BIGINT",
-        "interval_ns": "BIGINT",
-        "samples": "INTEGER",
-        "oversleep_p50_ns": "BIGINT",
-        "oversleep_p99_ns": "BIGINT",
-        "oversleep_max_ns": "BIGINT",
-    },
-}
+EXPECTED_TABLES: dict[str, dict[str, str]] = {}
 # Provider behaviours (providers/behaviour.py) that leave a mock healthy: only its
 # latency. One with an error rate, a rate limit, a lagging head or unsupported methods
 # fails calls by design, so a router may rightly avoid it.
