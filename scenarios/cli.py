@@ -19,6 +19,14 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _stop_on_signals() -> None:
+    """SIGTERM and SIGINT both stop the command as Ctrl-C does. SIGINT explicitly: a
+    process started in the background of a non-interactive shell inherits SIGINT
+    ignored, and Python then installs no KeyboardInterrupt for it."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _raise_interrupt)
+
+
 def _resolve_run(run: str, runs_dir: Path) -> Path:
     for candidate in (Path(run), runs_dir / run):
         if candidate.is_dir():
@@ -100,7 +108,7 @@ def demo(
         f"{rate:g} req/s for {duration:g} s, provider {scenario.fault_provider} "
         f"down from {fault_at:g} s for {fault_for:g} s"
     )
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    _stop_on_signals()
     try:
         judgement = run_demo(scenario, runs_dir)
     except RunError as exc:
@@ -200,7 +208,7 @@ def run_cmd(
     click.echo(describe_plan(scenario, form))
     if dry_run:
         return
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    _stop_on_signals()
     try:
         result = run_scenario(scenario, runs_dir, echo=click.echo, form=form)
     except ConfigError as exc:
@@ -532,7 +540,7 @@ def fleet_up(
             return False
 
     group = ProcessGroup(work / "logs")
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    _stop_on_signals()
     status = 0
     try:
         for m in plan.members:
@@ -616,7 +624,7 @@ def load(
         if chain_seed is not None
         else []
     )
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    _stop_on_signals()
     try:
         run_dir = run_load(
             ["--target", target, *worker_args],

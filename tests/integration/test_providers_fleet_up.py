@@ -51,8 +51,10 @@ def _ws_block_number(ws_url: str) -> str:
 
 
 def test_fleet_up_serves_every_provider_through_its_listener_and_stops_on_ctrl_c():
+    # Started with SIGINT ignored, as a background job of a non-interactive shell is
+    # (CI scripts, `make ... &`): Ctrl-C must stop it all the same.
     proc = subprocess.Popen(
-        [BATTLE, "fleet", "up", "--count", "2",
+        ["sh", "-c", 'trap "" INT; exec "$0" "$@"', BATTLE, "fleet", "up", "--count", "2",
          "--behaviour", 'B={"head_lag": 5}'],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
