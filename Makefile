@@ -4,7 +4,7 @@ STAMP := $(VENV)/.installed-stamp
 BIN := $(VENV)/bin
 # The exact versions `make test` (and CI) run, with their hashes, for Python 3.12 on
 # Linux x86_64: `make lock` makes it from pyproject.toml's ranges.
-LOCK := requirements.lock
+LOCK := requirements.txt
 # `make test-latest`: the newest versions pyproject.toml's ranges allow, in a venv of
 # their own, so that a release that breaks us shows up before a user meets it.
 LATEST := .venv-latest
