@@ -18,6 +18,7 @@ __all__ = [
     "BASELINE_SCHEMA_VERSION",
     "DEFAULT_TOLERANCE",
     "DIRECTIONS",
+    "INVARIANT_METRICS",
     "Comparison",
     "compare",
     "load_baseline",
@@ -29,6 +30,15 @@ BASELINE_SCHEMA_VERSION = 1
 DEFAULT_TOLERANCE = 0.10
 # Which way is better, for every key figure a baseline compares. Figures not listed
 # (request counts, failovers) describe the run rather than judge it.
+# The invariants' counts (analysis/queries.sql): zero for every correct router.
+INVARIANT_METRICS = (
+    "unrescued_failures",
+    "wrong_answers",
+    "hung_call_count",
+    "retry_storm_calls",
+    "retry_after_breach_count",
+    "abandoned_providers",
+)
 DIRECTIONS: dict[str, str] = {
     **{
         name: "lower"
@@ -57,15 +67,10 @@ DIRECTIONS: dict[str, str] = {
             "breaker_stop_max_ms",
             "wasted_attempts",
             "impact_max_ms",
-            # The invariants: any worsening of a zero regresses. (The policy figures are
-            # judged against the router profile; their run-to-run noise, a breaker's
-            # timing against the load's ticks, would read as regressions.)
-            "unrescued_failures",
-            "wrong_answers",
-            "hung_call_count",
-            "retry_storm_calls",
-            "retry_after_breach_count",
-            "abandoned_providers",
+            # Any worsening of a zero regresses. (The policy figures are judged against
+            # the router profile; their run-to-run noise, a breaker's timing against the
+            # load's ticks, would read as regressions.)
+            *INVARIANT_METRICS,
         )
     },
     "success_rate": "higher",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 
-from .baseline import Comparison, compare
+from .baseline import INVARIANT_METRICS, Comparison, compare
 from .database import build, finish, materialise
 from .queries import query
 from .slo import DEFAULT_VALIDITY, SLO, CheckResult, Threshold, evaluate
@@ -70,13 +70,8 @@ KEY_METRICS = (
     "send_lateness_p99_ms",
     "host_jitter_p99_ms",
     "host_jitter_max_ms",
-    # Invariants (zero for every correct router) and policy figures.
-    "unrescued_failures",
-    "wrong_answers",
-    "hung_call_count",
-    "retry_storm_calls",
-    "retry_after_breach_count",
-    "abandoned_providers",
+    *INVARIANT_METRICS,
+    # Policy figures.
     "route_away_max_s",
     "come_back_max_s",
     "wasted_attempts_max",
