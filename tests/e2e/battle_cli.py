@@ -15,10 +15,13 @@ from typing import Any
 BATTLE = [sys.executable, "-c", "from scenarios.cli import main; main()"]
 
 
-def run_battle(args: list[str], timeout: float = 150) -> subprocess.CompletedProcess:
-    """Runs `battle ARGS`; kills its whole session afterwards, whatever happened."""
+def run_battle(
+    args: list[str], timeout: float = 150, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Runs `battle ARGS` (in `env`, default this process's); kills its whole session
+    afterwards, whatever happened."""
     proc = subprocess.Popen([*BATTLE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)  # fmt: skip
+                            text=True, start_new_session=True, env=env)  # fmt: skip
     try:
         out, err = proc.communicate(timeout=timeout)
     finally:

@@ -5,7 +5,7 @@ Every correct router must pass every built-in it can run; every defect must fail
 built-in that names it, on the SLO that names it, in a valid run (a router's defect is
 never an invalid run). `tests/e2e/test_matrix.py` runs each cell once (CI);
 
-    .venv/bin/python tests/e2e/matrix.py --repeat 3 [--jobs 2] [--only aio]
+    .venv/bin/python tests/e2e/matrix.py --repeat 3 [--jobs 2] [--only aio --only node]
 
 (`make matrix`) runs every cell N times and prints the table: false alarms (a correct
 router failed or came out invalid), misses (a defect passed, or failed on other SLOs
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
 import tempfile
 import time
@@ -30,10 +32,19 @@ from battle_cli import run_battle
 from scenarios.builtin import MODULES
 
 ROUTERS_DIR = Path(__file__).resolve().parents[1] / "routers"
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 SUT_FILES = {
     "aio": ROUTERS_DIR / "aio_priority.sut.toml",
     "node": ROUTERS_DIR / "node_roundrobin.sut.toml",
+    "nginx": EXAMPLES_DIR / "nginx" / "nginx.sut.toml",
+    "haproxy": EXAMPLES_DIR / "haproxy" / "haproxy.sut.toml",
 }
+# The routers CI runs on every built-in (tests/e2e/test_matrix.py); `make matrix` runs
+# them all. nginx and HAProxy, from Debian, are the programs their sut files name.
+CI_ROUTERS = ("aio", "node")
+PACKAGES = {"nginx": "nginx-light", "haproxy": "haproxy"}
+# Debian installs nginx and HAProxy in /usr/sbin, which is not on an unprivileged PATH.
+SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 # Every built-in but the demo (which judges the reference router's demo), in `battle
 # list` order.
 BUILTINS = tuple(name for name in MODULES if name != "demo")
@@ -44,12 +55,50 @@ CANNOT_RUN = {
     " serves no WebSocket",
 }
 # A correct router by its own policy that lacks a feature an invariant asks of every
-# router: the built-in must fail it, on that invariant (a finding, not a false alarm).
+# router: the built-in must fail it, on those SLOs (a finding, not a false alarm). The
+# pass-through proxies read no JSON-RPC: they track no heads, read no Retry-After and
+# tie each client's WebSocket to one upstream's.
+_NO_HEADS = ("heads_monotonic",)
+_PASS_THROUGH_WS = ("ws_every_block", "upstream_move_away")
 FINDINGS = {
     ("node", "stale_head"): (
-        "heads_monotonic",
+        _NO_HEADS,
         "node_roundrobin reads no JSON-RPC and tracks no heads (as nginx and HAProxy):"
         " round robin hands its clients A's lagging head after B's",
+    ),
+    ("nginx", "stale_head"): (
+        _NO_HEADS,
+        "nginx tracks no heads: round robin hands out A's lagging head after B's",
+    ),
+    ("haproxy", "stale_head"): (
+        _NO_HEADS,
+        "HAProxy tracks no heads: round robin hands out A's lagging head after B's",
+    ),
+    ("nginx", "rate_limited_provider"): (
+        ("no_retry_after_breach",),
+        "nginx reads no Retry-After: a 429 takes A out for fail_timeout (2 s), shorter"
+        " than the Retry-After it was given",
+    ),
+    ("haproxy", "rate_limited_provider"): (
+        ("no_retry_after_breach", "no_unrescued_failure"),
+        "HAProxy 2.6 cannot retry a 429 (retry-on has no 429) and its health checks"
+        " pass a rate-limited upstream: clients get A's 429s, A keeps its share",
+    ),
+    ("haproxy", "total_outage"): (
+        ("no_retry_storm",),
+        "with the other upstreams marked down, redispatch has one server left: up to 6"
+        " resets on it for one call in ~5 ms (HAProxy logs retries=2; a failed reused"
+        " keep-alive connection is retried once more, uncounted)",
+    ),
+    ("nginx", "ws_continuity"): (
+        _PASS_THROUGH_WS,
+        "nginx tunnels each client's WebSocket to one upstream: a stalled or closed"
+        " upstream is the client's, with no resubscription elsewhere and no backfill",
+    ),
+    ("haproxy", "ws_continuity"): (
+        _PASS_THROUGH_WS,
+        "HAProxy tunnels each client's WebSocket to one upstream: a stalled or closed"
+        " upstream is the client's, with no resubscription elsewhere and no backfill",
     ),
 }
 
@@ -80,7 +129,7 @@ def _defect(router: str, defect: str, builtin: str, *slos: str) -> Cell:
 
 
 CORRECT = tuple(
-    Cell(router, builtin, None, frozenset({FINDINGS[router, builtin][0]}),
+    Cell(router, builtin, None, frozenset(FINDINGS[router, builtin][0]),
          FINDINGS[router, builtin][1])
     if (router, builtin) in FINDINGS
     else Cell(router, builtin)
@@ -114,6 +163,16 @@ DEFECTS = (
     _defect("node", "attempt_timeout_30s", "provider_degradation", "no_hung_call"),
 )
 CELLS = CORRECT + DEFECTS
+CI_CELLS = tuple(c for c in CELLS if c.router in CI_ROUTERS)
+
+
+def missing_programs(cells: Iterable[Cell]) -> list[str]:
+    """What `cells` need that is not installed, each with the Debian package to install."""
+    return [
+        f"{name} (apt-get install --no-install-recommends {package})"
+        for name, package in PACKAGES.items()
+        if any(c.router == name for c in cells) and shutil.which(name, path=SEARCH_PATH) is None
+    ]
 
 
 @dataclass(frozen=True)
@@ -148,7 +207,7 @@ def run_cell(cell: Cell, runs_dir: Path, timeout: float = 240) -> Outcome:
     if cell.defect:
         args += ["--set", f"sut.options.defects={cell.defect}"]
     started = time.monotonic()
-    result = run_battle(args, timeout=timeout)
+    result = run_battle(args, timeout=timeout, env={**os.environ, "PATH": SEARCH_PATH})
     seconds = time.monotonic() - started
     reports = list(runs_dir.glob("*/report.json"))
     if len(reports) != 1:
@@ -185,14 +244,21 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeat", type=int, default=3, help="runs per cell (default 3)")
     p.add_argument("--jobs", type=int, default=2, help="cells run at once (default 2)")
-    p.add_argument("--only", help="only cells whose id contains this text")
+    p.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        help="only cells whose id contains this text (repeatable: any of them)",
+    )
     p.add_argument("--runs-dir", type=Path, help="keep the runs here (default: a temp dir)")
     args = p.parse_args(argv)
     if args.repeat < 1 or args.jobs < 1:
         p.error("--repeat and --jobs must be >= 1")
-    cells = [c for c in CELLS if not args.only or args.only in c.id]
+    cells = [c for c in CELLS if not args.only or any(text in c.id for text in args.only)]
     if not cells:
-        p.error(f"--only {args.only!r} matches no cell")
+        p.error(f"--only {' '.join(args.only)!r} matches no cell")
+    if missing := missing_programs(cells):
+        p.error(f"not installed: {', '.join(missing)}; or leave their rows out with --only")
     root = args.runs_dir or Path(tempfile.mkdtemp(prefix="battle-matrix-"))
     jobs = [(cell, k) for k in range(args.repeat) for cell in cells]
     outcomes: dict[str, list[Outcome]] = {c.id: [] for c in cells}
