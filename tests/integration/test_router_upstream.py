@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import trio
+from trio.testing import wait_all_tasks_blocked
 
 from examples.reference_router._policy import UpstreamFailure, UpstreamResponse
 from examples.reference_router._upstream import LeanUpstream
@@ -100,7 +101,7 @@ async def test_a_kept_alive_connection_the_server_closed_is_replaced(nursery):
     url = await server.start(nursery)
     client = LeanUpstream()
     assert isinstance(await client.post(url, b"{}", HEADERS), UpstreamResponse)
-    await trio.sleep(0.05)
+    await wait_all_tasks_blocked()  # the server has closed its side: no real-time wait
     result = await client.post(url, b"{}", HEADERS)
     assert isinstance(result, UpstreamResponse) and result.body == b"[]"
     assert server.connections == 2

@@ -929,14 +929,16 @@ def test_add_latency_15ms_slows_every_call(fakes, routers, kind):
         router = routers(kind, [a], *(["add_latency_15ms"] if defect else []))
         with httpx.Client(trust_env=False, timeout=5) as client:
             times = []
-            for _ in range(15):
+            for _ in range(30):
                 t = time.perf_counter()
                 client.post(
                     router.url + "/", json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}
                 )
                 times.append(time.perf_counter() - t)
         fastest[defect] = min(times)
-    assert fastest[True] >= 0.015 and fastest[False] < 0.012, fastest
+    # The defect is a difference of two minimums: a busy machine that slows every call
+    # alike moves both, and no absolute window is asked of the one without it.
+    assert fastest[True] >= 0.015 and fastest[True] - fastest[False] >= 0.010, fastest
 
 
 @pytest.mark.parametrize("defect", [False, True])
