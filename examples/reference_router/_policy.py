@@ -34,6 +34,10 @@ RETRIABLE_RPC_ERRORS: Mapping[int, str | None] = {
     -32603: None,
     # geth's generic server error; "header not found" means this node is behind the head.
     -32000: "header not found",
+    # anvil's answer to a call on "latest" that met a block being mined while older
+    # state is pruned: this node's state, not the request ("block height is 23 but
+    # requested was 22"); another node answers it.
+    -32602: "blockoutofrangeerror",
 }
 
 # HTTP statuses retried besides 5xx: 429 is a provider's rate limit (RFC 6585).

@@ -1,9 +1,11 @@
-"""The verdict matrix: the built-ins' fast forms against routers Battle did not write
-(tests/routers/), each correct by default and each with defects planted in it.
+"""The verdict matrix: the built-ins' fast forms against routers Battle did not write:
+the two of tests/routers/, each correct by default and each with defects planted in
+it, and nginx and HAProxy with the good configs of their sut files (examples/).
 
 Every correct router must pass every built-in it can run; every defect must fail the
 built-in that names it, on the SLO that names it, in a valid run (a router's defect is
-never an invalid run). `tests/e2e/test_matrix.py` runs each cell once (CI);
+never an invalid run). `tests/e2e/test_matrix.py` runs each cell of the two routers of
+tests/routers/ once (CI);
 
     .venv/bin/python tests/e2e/matrix.py --repeat 3 [--jobs 2] [--only aio --only node]
 

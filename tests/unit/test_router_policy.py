@@ -41,6 +41,12 @@ CASES = [
     ("header not found -32000", rpc(err(-32000, "Header not found")), True, "Header not found"),
     ("other -32000 is the client's", rpc(err(-32000, "execution reverted")), False, ""),
     ("invalid params -32602", rpc(err(-32602, "invalid argument 0")), False, ""),
+    (
+        "anvil's block out of range -32602",
+        rpc(err(-32602, "BlockOutOfRangeError: block height is 23 but requested was 22")),
+        True,
+        "BlockOutOfRangeError",
+    ),
     ("method not found -32601", rpc(err(-32601, "the method does not exist")), False, ""),
     ("revert code 3", rpc(err(3, "execution reverted")), False, ""),
     ("200 ok", rpc(OK), False, ""),
@@ -72,4 +78,5 @@ def test_retriable_rpc_error_table_is_the_documented_one():
         429: None,
         -32603: None,
         -32000: "header not found",
+        -32602: "blockoutofrangeerror",
     }
