@@ -445,7 +445,10 @@ HAVING count(*) FILTER (WHERE outcome <> 'ok' AND (prev_end IS NULL OR t_request
 -- Client attempts sent to a provider inside the Retry-After of a rate-limit answer it
 -- had given (the fault's `Retry-After` header; 1 s when it has none). An attempt
 -- within 100 ms of that answer is the router's in-flight work, not a breach: far above
--- a router's time to read a 429, far below any Retry-After.
+-- a router's time to read a 429, far below any Retry-After. Nor is one in the last
+-- 50 ms of the Retry-After: a router that waits it out to the millisecond (a 3 s
+-- ejection for a 3 s Retry-After, timed on a millisecond clock from when it read the
+-- answer) lands on its end, as seen by the proxy's clock; a Retry-After is whole seconds.
 CREATE OR REPLACE TABLE retry_after_breaches AS
 WITH lim AS (
     SELECT u.provider, u.t_response AS t_limited,
@@ -457,7 +460,7 @@ WITH lim AS (
 SELECT x.tag, x.provider, x.t_request, l.t_limited, l.retry_after_s
 FROM client_exchanges x ASOF JOIN lim l
   ON l.provider = x.provider AND x.t_request >= l.t_limited + 100000000
-WHERE x.t_request < l.t_limited + CAST(l.retry_after_s * 1e9 AS BIGINT);
+WHERE x.t_request < l.t_limited + CAST(l.retry_after_s * 1e9 AS BIGINT) - 50000000;
 
 -- name: provider_return
 -- Per provider with a fault acting on its calls (WebSocket-only faults are left out: a

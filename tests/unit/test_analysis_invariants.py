@@ -152,6 +152,39 @@ def test_six_attempts_on_one_failing_provider_for_one_call_are_a_retry_storm(tmp
     assert result.witnesses[0]["provider"] == "A" and result.witnesses[0]["attempts"] == 6
 
 
+def _limited(next_a_ms: float) -> dict:
+    """A answers call 0 (at 0 ms) with a 429 and `Retry-After: 3`; calls 1.. go to B
+    every 100 ms; call 40's attempt goes to A at `next_a_ms`."""
+    limit = {"fault_id": "a-limit", "provider": "A", "kind": "rate_limit",
+             "params": '{"headers": {"Retry-After": "3"}}',
+             "planned_start": T0, "planned_end": T0 + 5 * S}  # fmt: skip
+    ups = [up(0, "A", 0, outcome="http_error", fault="a-limit"), up(0, "B", 2)]
+    ups += [up(i, "B", i * 100 + 1) for i in range(1, 40)]
+    ups.append(up(40, "A", next_a_ms))
+    reqs = [req(i, i * 100) for i in range(40)] + [req(40, next_a_ms - 1)]
+    events = [{**limit, "event": "start", "t": T0}, {**limit, "event": "end", "t": T0 + 5 * S}]
+    return {"requests": reqs, "upstream": ups, "fault_events": events}
+
+
+def test_a_call_sent_to_a_provider_inside_its_retry_after_is_a_breach(tmp_path):
+    con = db(tmp_path, _limited(next_a_ms=1500))
+    result = judged(con, Check("retry_after_breach_count", "==", 0))
+    assert result.observed == 1
+    assert result.witnesses[0]["tag"] == "bt-0-40" and result.witnesses[0]["provider"] == "A"
+
+
+@pytest.mark.parametrize(
+    "next_a_ms", [3001, 2990, 3500], ids=["at-its-end", "10-ms-early", "after"]
+)
+def test_a_router_that_waits_out_the_retry_after_to_the_millisecond_breaches_nothing(
+    tmp_path, next_a_ms
+):
+    # The 429 left the proxy at 1 ms; a router timing 3 s from when it read it, on a
+    # millisecond clock, may send again a few ms before the proxy's clock says 3 s.
+    con = db(tmp_path, _limited(next_a_ms=next_a_ms))
+    assert value(con, "retry_after_breach_count") == 0
+
+
 def test_successful_attempts_on_one_provider_are_no_retry_storm(tmp_path):
     # A router that splits a batch of five into single calls to A: five answers, none
     # failed.
