@@ -21,10 +21,9 @@ from battle_cli import (
     run_battle,
     slo,
 )
+from matrix import SEARCH_PATH
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "examples" / "nginx" / "nginx.conf.j2"
-# Debian installs nginx in /usr/sbin, which is not on an unprivileged PATH.
-SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 
 
 @pytest.fixture
