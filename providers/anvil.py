@@ -7,13 +7,17 @@ it prints ``ready http://127.0.0.1:PORT`` once anvil answers, exits 0 on SIGTERM
 SIGINT after stopping anvil, and prints one line and exits 2 on bad arguments.
 
 One chain for a fleet: anvil nodes started with the same ``--timestamp`` (and the
-default mnemonic and chain id) and a whole-second ``--block-time`` mine identical blocks
-(measured with anvil 1.7.1: sub-second block times stamp blocks from each node's own
-start, so hashes differ), so each node of a fleet serves the same chain, although each
-starts mining when it starts.
+default mnemonic and chain id) mine identical blocks when every block carries the same
+timestamp. anvil's own interval mining (``--block-time``) stamps a block from its node's
+start and the moment its timer fires, so two nodes started apart, or one whose timer
+fired late on a busy machine, mine different hashes (measured with anvil 1.7.1: block
+1 differed between two nodes while a CPU hog ran). So anvil runs with ``--no-mining``
+and this wrapper mines: block n is due at ``timestamp + n * block_time`` on the wall
+clock and is mined (``evm_mine``) with exactly that timestamp, a late one as soon as
+the wrapper runs again (:func:`due_blocks`). A starved node lags; it never forks.
 
 Memory and files: anvil keeps every block in memory; ``--prune-history`` keeps only
-the latest states, and ``--block-time`` (interval mining) bounds how fast it grows. anvil
+the latest states, and mining one block per block time bounds how fast it grows. anvil
 runs with ``HOME`` set to a temporary folder this wrapper deletes on exit, so nothing it
 might persist (``~/.foundry``) reaches the user's home.
 """
@@ -36,7 +40,7 @@ from typing import NoReturn
 
 from providers.chain import DEFAULT_CHAIN_ID
 
-__all__ = ["ANVIL_PACKAGE", "anvil_argv", "find_anvil", "main"]
+__all__ = ["ANVIL_PACKAGE", "anvil_argv", "due_blocks", "find_anvil", "main"]
 
 _PROG = "providers.anvil"
 #: The npm package that ships the binary, and where the binary sits inside it.
@@ -69,12 +73,13 @@ def anvil_argv(
 ) -> list[str]:
     """The command line of one anvil node of a fleet (loopback only, bounded memory).
 
+    Blocks are mined by :func:`main`, not by anvil (``--no-mining``): see the module's
+    docstring.
+
     Raises:
-        ValueError: ``block_time_ms`` is not a whole number of seconds. anvil stamps
-            interval-mined blocks from its own start time, so with sub-second block
-            times two nodes started apart mine different timestamps, hence different
-            hashes; with whole seconds, block n is stamped ``timestamp + n * block_time``
-            on every node.
+        ValueError: ``block_time_ms`` is not a whole number of seconds: a block's
+            timestamp is in seconds, so block n is stamped ``timestamp + n * block_time``
+            only with whole seconds.
     """
     if block_time_ms <= 0 or block_time_ms % 1000:
         raise ValueError(f"block_time_ms must be a positive multiple of 1000, got {block_time_ms}")
@@ -86,8 +91,7 @@ def anvil_argv(
         str(port),
         "--timestamp",
         str(timestamp),
-        "--block-time",
-        str(block_time_ms // 1000),
+        "--no-mining",
         "--chain-id",
         str(chain_id),
         "--prune-history",
@@ -133,18 +137,30 @@ def _dying_with_parent(cmd: list[str]) -> list[str]:
     return [sys.executable, "-c", code, *cmd]
 
 
-def _answers(port: int) -> bool:
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []})
+def due_blocks(now_s: float, timestamp: int, block_time_s: int, mined: int) -> list[int]:
+    """The timestamps of the blocks due by ``now_s`` (wall clock, seconds) after the
+    ``mined`` first ones: block n is due at, and stamped, ``timestamp + n *
+    block_time_s``. Every node of a fleet mines the same list, however late it runs."""
+    due = int((now_s - timestamp) // block_time_s)
+    return [timestamp + n * block_time_s for n in range(mined + 1, due + 1)]
+
+
+def _rpc(port: int, method: str, params: list) -> bool:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
     req = urllib.request.Request(
         f"http://127.0.0.1:{port}/",
         data=body.encode(),
         headers={"Content-Type": "application/json"},
     )
     try:
-        with urllib.request.urlopen(req, timeout=1.0) as resp:
-            return resp.status == 200
-    except (OSError, urllib.error.URLError):
+        with urllib.request.urlopen(req, timeout=5.0) as resp:
+            return resp.status == 200 and "error" not in json.loads(resp.read())
+    except (OSError, urllib.error.URLError, ValueError):
         return False
+
+
+def _answers(port: int) -> bool:
+    return _rpc(port, "eth_chainId", [])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,11 +209,16 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             time.sleep(0.05)
         print(f"ready http://127.0.0.1:{args.port}", flush=True)
+        block_time_s, mined = args.block_time_ms // 1000, 0
         while not stop:
             if proc.poll() is not None:
                 print(f"{_PROG}: anvil exited with {proc.returncode}", file=sys.stderr, flush=True)
                 return 1
-            time.sleep(0.1)
+            for stamp in due_blocks(time.time(), args.timestamp, block_time_s, mined):
+                if stop or not _rpc(args.port, "evm_mine", [stamp]):
+                    break  # a failed mine is tried again on the next turn: same block
+                mined += 1
+            time.sleep(0.05)
         print(f"{_PROG}: {args.name} stopped", file=sys.stderr, flush=True)
         return 0
     finally:

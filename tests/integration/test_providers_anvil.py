@@ -90,26 +90,50 @@ def _rpc(url: str, method: str, params: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def anvil():
-    """One anvil node with a contract deployed (a log) and a plain transfer mined."""
+    """One anvil node with a contract deployed (a log) and a plain transfer mined in one
+    block: the block's transactions then hold both shapes, as a mock block's do."""
     port = _free_port()
     proc = _start_anvil(port, int(time.time()) - 100)
     url = f"http://127.0.0.1:{port}/"
     try:
-        deploy = _rpc(url, "eth_sendTransaction", [{"from": DEV, "data": DEPLOY}])["result"]
-        transfer = _rpc(url, "eth_sendTransaction", [{"from": DEV, "to": OTHER, "value": "0x1"}])
-        deadline = time.monotonic() + 10
-        while _rpc(url, "eth_getTransactionReceipt", [transfer["result"]])["result"] is None:
-            assert time.monotonic() < deadline, "anvil did not mine the test transactions"
-            time.sleep(0.1)
-        receipt = _rpc(url, "eth_getTransactionReceipt", [deploy])["result"]
-        yield {
-            "url": url,
-            "transfer": transfer["result"],
-            "contract": receipt["contractAddress"],
-            "log_block": receipt["blockNumber"],
-        }
+        yield {"url": url, **_deploy_and_transfer_in_one_block(url)}
     finally:
         _stop(proc)
+
+
+def _deploy_and_transfer_in_one_block(url: str) -> dict[str, Any]:
+    # The wrapper mines once a second; both transactions are sent just after a block, so
+    # only a machine stalled for most of a second splits them, and then the pair is sent
+    # again.
+    for _ in range(5):
+        head = _wait_for_next_block(url, int(_rpc(url, "eth_blockNumber", [])["result"], 16))
+        deploy = _rpc(url, "eth_sendTransaction", [{"from": DEV, "data": DEPLOY}])["result"]
+        transfer = _rpc(url, "eth_sendTransaction", [{"from": DEV, "to": OTHER, "value": "0x1"}])
+        _wait_for_next_block(url, head)
+        receipts = [_receipt(url, tx) for tx in (deploy, transfer["result"])]
+        if receipts[0]["blockNumber"] == receipts[1]["blockNumber"]:
+            return {
+                "transfer": transfer["result"],
+                "contract": receipts[0]["contractAddress"],
+                "log_block": receipts[0]["blockNumber"],
+            }
+    raise AssertionError("anvil never mined the deploy and the transfer in one block")
+
+
+def _wait_for_next_block(url: str, head: int) -> int:
+    deadline = time.monotonic() + 30
+    while (now := int(_rpc(url, "eth_blockNumber", [])["result"], 16)) <= head:
+        assert time.monotonic() < deadline, "anvil mined no block in 30 s"
+        time.sleep(0.02)
+    return now
+
+
+def _receipt(url: str, tx: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while (receipt := _rpc(url, "eth_getTransactionReceipt", [tx])["result"]) is None:
+        assert time.monotonic() < deadline, f"anvil did not mine {tx}"
+        time.sleep(0.05)
+    return receipt
 
 
 @pytest.fixture(scope="module")
