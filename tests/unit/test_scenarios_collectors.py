@@ -20,10 +20,13 @@ def test_parse_stat_counts_fields_from_the_last_parenthesis():
 
 
 def test_the_collector_samples_a_child_and_its_descendants():
+    # The parent names the grandchild only once the grandchild says it is running:
+    # sampled between fork and exec, a process has no interpreter, threads or files yet.
     code = (
         "import subprocess, sys, time; "
-        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)']); "
-        "print(p.pid, flush=True); time.sleep(30)"
+        "p = subprocess.Popen([sys.executable, '-c', "
+        "'import time; print(1, flush=True); time.sleep(30)'], stdout=subprocess.PIPE); "
+        "p.stdout.readline(); print(p.pid, flush=True); time.sleep(30)"
     )
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     grandchild = None
