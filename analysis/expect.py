@@ -27,6 +27,8 @@ class Expectation:
     unit: str
     meaning: str
     source: str
+    # 0 is a meaningful value (a figure that declares "none owed"), not a mistake.
+    zero_allowed: bool = False
 
 
 EXPECTATIONS: dict[str, Expectation] = {
@@ -114,6 +116,29 @@ EXPECTATIONS: dict[str, Expectation] = {
             " is under what a leak of one small object per call keeps",
         ),
         Expectation(
+            "rate_limit_backoff_s",
+            0.0,
+            "s",
+            "how long the router stays away from a provider after a limit answer that"
+            " asks no back-off in a Retry-After header (a hint in the body, or none);"
+            " 0 declares none owed",
+            "RFC 6585 section 4 leaves Retry-After optional and asks nothing without it;"
+            " proxyd and client-side fallbacks retry a limited call elsewhere and return"
+            " with the next one, while nginx benches a 429 for fail_timeout only where"
+            " proxy_next_upstream names http_429",
+            zero_allowed=True,
+        ),
+        Expectation(
+            "ws_silence_s",
+            10.0,
+            "s",
+            "longest a client's subscription may hear nothing while the chain has a"
+            " block it has not got (a silent upstream socket noticed, the subscription"
+            " moved, the missed blocks delivered)",
+            "route_away_s (8 s) to notice a silent upstream as any failed provider, and"
+            " 2 s to subscribe elsewhere and fetch the missed blocks",
+        ),
+        Expectation(
             "recovery_s",
             15.0,
             "s",
@@ -128,7 +153,8 @@ def resolve_expect(given: Mapping[str, object] | None) -> dict[str, float]:
     """Every expectation: the declared value where `given` has one, else its default.
 
     Raises:
-        ValueError: `given` names an unknown key or a value that is not a number > 0.
+        ValueError: `given` names an unknown key or a value that is not a number > 0
+            (>= 0 where the expectation allows 0).
     """
     given = dict(given or {})
     out: dict[str, float] = {}
@@ -137,8 +163,10 @@ def resolve_expect(given: Mapping[str, object] | None) -> dict[str, float]:
             raise ValueError(
                 f"expect.{key} is not a known expectation; known: {', '.join(EXPECTATIONS)}"
             )
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-            raise ValueError(f"expect.{key} must be a number > 0, got {value!r}")
+        floor = ">=" if EXPECTATIONS[key].zero_allowed else ">"
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not (value >= 0 if floor == ">=" else value > 0):
+            raise ValueError(f"expect.{key} must be a number {floor} 0, got {value!r}")
     for name, e in EXPECTATIONS.items():
         out[name] = float(given.get(name, e.default))
     return out

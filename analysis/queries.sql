@@ -290,6 +290,52 @@ SELECT worker, connection, subscription, block_number, block_hash, parent_hash,
            AS delay_ms
 FROM n;
 
+-- name: ws_silence
+-- Per client socket slot (worker, connection, across reconnects), each silence while
+-- the chain advanced: from the moment the chain had a block the slot had not got (the
+-- block after the highest it had, by the chain's schedule; without a chain's truth, the
+-- slot's last news) until its next notification of a higher block (`t_to`; the end of
+-- the load, `heard` false, when none came). A live feed's silences are its delivery
+-- delay; a silent upstream (a zombie socket, a stall) makes one as long as the router
+-- takes to notice and move. The first span starts at the slot's first subscribe.
+CREATE OR REPLACE TABLE ws_silence AS
+WITH n AS (
+    SELECT worker, connection, t_received, block_number,
+           max(block_number) OVER (PARTITION BY worker, connection ORDER BY t_received
+                                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+               AS prev_max
+    FROM ws_notifications WHERE kind = 'newHeads'
+),
+news AS (
+    SELECT worker, connection, t_received AS t, block_number AS block FROM n
+    WHERE prev_max IS NULL OR block_number > prev_max
+),
+slots AS (
+    SELECT worker, connection, min(t) AS t_subscribed FROM ws_sessions
+    WHERE event = 'subscribe' GROUP BY worker, connection
+),
+spans AS (
+    SELECT s.worker, s.connection,
+           coalesce(lag(x.t) OVER w, s.t_subscribed) AS t_prev,
+           coalesce(lag(x.block) OVER w, true_head(s.t_subscribed)) AS had,
+           x.t AS t_to, true AS heard
+    FROM slots s JOIN news x USING (worker, connection)
+    WINDOW w AS (PARTITION BY s.worker, s.connection ORDER BY x.t)
+    UNION ALL
+    SELECT s.worker, s.connection, coalesce(max(x.t), s.t_subscribed),
+           coalesce(max(x.block), true_head(s.t_subscribed)),
+           (SELECT t_end FROM run_window), false
+    FROM slots s LEFT JOIN news x USING (worker, connection)
+    GROUP BY s.worker, s.connection, s.t_subscribed
+),
+owed AS (
+    SELECT *, greatest(t_prev, coalesce(block_produced_at(had + 1), t_prev)) AS t_from
+    FROM spans
+)
+SELECT worker, connection, t_from, t_to, heard, had AS last_block,
+       greatest(0, t_to - t_from) / 1e9 AS silence_s
+FROM owed WHERE t_to > t_from;
+
 -- name: ws_resubscribes
 -- After each WebSocket disconnect, the time until the same worker's next subscribe
 -- (NULL when it never resubscribed).
@@ -441,26 +487,100 @@ GROUP BY tag, provider
 HAVING count(*) FILTER (WHERE outcome <> 'ok' AND (prev_end IS NULL OR t_request >= prev_end))
        > expect_s('max_attempts_per_provider');
 
+-- name: rate_limit_faults
+-- Per `rate_limit` fault, the answer it gives and the back-off that answer asks for:
+-- `retry_after_s`, its `Retry-After` header in seconds, as sent (`params.answer`, where
+-- a preset is resolved; the header as written in runs recorded before the proxy kept
+-- the answer); `body_backoff_s`, a hint in its JSON-RPC error (Infura's
+-- `data.rate.backoff_seconds` when above 0, Chainstack's `data.try_again_in`).
+-- `shape` names the answer as the router meets it.
+CREATE OR REPLACE TABLE rate_limit_faults AS
+WITH f AS (
+    SELECT fault_id, provider,
+           TRY_CAST(coalesce(json_extract_string(params, '$.answer.headers."Retry-After"'),
+                             json_extract_string(params, '$.answer.headers."retry-after"'),
+                             json_extract_string(params, '$.headers."Retry-After"'),
+                             json_extract_string(params, '$.headers."retry-after"'))
+                    AS DOUBLE) AS retry_after,
+           TRY_CAST(json_extract_string(params, '$.answer.data.rate.backoff_seconds')
+                    AS DOUBLE) AS backoff_seconds,
+           TRY_CAST(json_extract_string(params, '$.answer.data.try_again_in')
+                    AS DOUBLE) AS try_again_in,
+           TRY_CAST(json_extract_string(params, '$.answer.status') AS INTEGER) AS status,
+           TRY_CAST(json_extract_string(params, '$.answer.code') AS INTEGER) AS code,
+           json_extract_string(params, '$.answer.body') IS NOT NULL AS text_body
+    FROM chaos_events WHERE kind = 'rate_limit'
+),
+s AS (
+    SELECT fault_id, provider, status, code, text_body,
+           CASE WHEN retry_after > 0 THEN retry_after END AS retry_after_s,
+           CASE WHEN backoff_seconds > 0 THEN backoff_seconds
+                WHEN try_again_in > 0 THEN try_again_in END AS body_backoff_s
+    FROM f
+)
+SELECT fault_id, provider, retry_after_s, body_backoff_s,
+       CASE WHEN status IS NULL THEN 'as written'
+            ELSE 'HTTP ' || status
+                 || CASE WHEN text_body THEN ', text body' ELSE ', JSON-RPC ' || code END
+       END
+       || CASE WHEN retry_after_s IS NOT NULL
+               THEN ', Retry-After ' || format('{:g}', retry_after_s) || ' s'
+               WHEN body_backoff_s IS NOT NULL
+               THEN ', back-off ' || format('{:g}', body_backoff_s) || ' s in the body'
+               ELSE ', no back-off asked' END AS shape
+FROM s;
+
+-- name: rate_limit_answers
+-- Every limit answer a `rate_limit` fault gave (an upstream exchange it limited), with
+-- its fault's asked back-off (rate_limit_faults).
+CREATE OR REPLACE TABLE rate_limit_answers AS
+SELECT u.provider, u.fault_id, u.t_response AS t_limited, f.retry_after_s, f.body_backoff_s
+FROM upstream u JOIN rate_limit_faults f ON f.fault_id = u.fault_id
+WHERE u.t_response IS NOT NULL;
+
+-- name: limit_backoffs
+-- Per limit answer, the router's next client attempt on that provider (`t_next`):
+-- the first sent 100 ms or more after the answer left the proxy (an attempt within
+-- 100 ms is the router's in-flight work, not a choice: far above a router's time to
+-- read a 429, far below any Retry-After). NULL when it never went back.
+CREATE OR REPLACE TABLE limit_backoffs AS
+SELECT l.*, x.t_request AS t_next
+FROM rate_limit_answers l ASOF LEFT JOIN client_exchanges x
+  ON x.provider = l.provider AND x.t_request >= l.t_limited + 100000000;
+
 -- name: retry_after_breaches
--- Client attempts sent to a provider inside the Retry-After of a rate-limit answer it
--- had given (the fault's `Retry-After` header; 1 s when it has none). An attempt
--- within 100 ms of that answer is the router's in-flight work, not a breach: far above
--- a router's time to read a 429, far below any Retry-After. Nor is one in the last
--- 50 ms of the Retry-After: a router that waits it out to the millisecond (a 3 s
--- ejection for a 3 s Retry-After, timed on a millisecond clock from when it read the
--- answer) lands on its end, as seen by the proxy's clock; a Retry-After is whole seconds.
+-- Client attempts sent to a provider inside the `Retry-After` of a limit answer it had
+-- given (rate_limit_answers; answers without the header are judged by
+-- limit_backoff_breaches). Not one within 100 ms of that answer (the router's
+-- in-flight work, see limit_backoffs), nor one in the last 50 ms of the Retry-After: a
+-- router that waits it out to the millisecond (a 3 s ejection for a 3 s Retry-After,
+-- timed on a millisecond clock from when it read the answer) lands on its end, as seen
+-- by the proxy's clock; a Retry-After is whole seconds.
 CREATE OR REPLACE TABLE retry_after_breaches AS
 WITH lim AS (
-    SELECT u.provider, u.t_response AS t_limited,
-           coalesce(TRY_CAST(json_extract_string(c.params, '$.headers."Retry-After"')
-                             AS DOUBLE), 1.0) AS retry_after_s
-    FROM upstream u JOIN chaos_events c ON c.fault_id = u.fault_id
-    WHERE c.kind = 'rate_limit' AND u.t_response IS NOT NULL
+    SELECT provider, fault_id, t_limited, retry_after_s
+    FROM rate_limit_answers WHERE retry_after_s IS NOT NULL
 )
-SELECT x.tag, x.provider, x.t_request, l.t_limited, l.retry_after_s
+SELECT x.tag, x.provider, x.t_request, l.t_limited, l.retry_after_s, l.fault_id
 FROM client_exchanges x ASOF JOIN lim l
   ON l.provider = x.provider AND x.t_request >= l.t_limited + 100000000
 WHERE x.t_request < l.t_limited + CAST(l.retry_after_s * 1e9 AS BIGINT) - 50000000;
+
+-- name: limit_backoff_breaches
+-- Client attempts sent to a provider within `expect.rate_limit_backoff_s` of a limit
+-- answer that carried no Retry-After header: the back-off the user declares their
+-- router keeps when a provider asks none (0, the default, declares none; a hint in the
+-- body is shown beside it in rate_limit_shapes). The same 100 ms and 50 ms allowances
+-- as retry_after_breaches.
+CREATE OR REPLACE TABLE limit_backoff_breaches AS
+WITH lim AS (
+    SELECT provider, fault_id, t_limited, expect_s('rate_limit_backoff_s') AS backoff_s
+    FROM rate_limit_answers WHERE retry_after_s IS NULL
+)
+SELECT x.tag, x.provider, x.t_request, l.t_limited, l.backoff_s, l.fault_id
+FROM client_exchanges x ASOF JOIN lim l
+  ON l.provider = x.provider AND x.t_request >= l.t_limited + 100000000
+WHERE x.t_request < l.t_limited + CAST(l.backoff_s * 1e9 AS BIGINT) - 50000000;
 
 -- name: provider_return
 -- Per provider with a fault acting on its calls (WebSocket-only faults are left out: a
@@ -470,14 +590,26 @@ WHERE x.t_request < l.t_limited + CAST(l.retry_after_s * 1e9 AS BIGINT) - 500000
 -- rewrites ids, attribution by time may give a client call one of its own health
 -- probes now and then, and a stray one is no return), `tail_s` how long the load went
 -- on after it, `come_back_s` how long it took (the tail when it never came back).
--- `judged`: it carried client traffic before, three calls at least (the idle backups
--- of a priority router are not judged). `abandoned`: judged, never served a client call again, and the load
--- went on longer than `expect.come_back_s` after the fault (a breaker that never
--- closes).
+-- `judged`: it carried client traffic before, three calls at least, counting only what
+-- it carried while every other provider was in service: from another's fault window
+-- until that provider served a client again, the calls it got were a stand-in's (the
+-- backups of a priority router, used only while the first was out, owe no return).
+-- `abandoned`: judged, never served a client call again, and the load went on longer
+-- than `expect.come_back_s` after the fault (a breaker that never closes).
 CREATE OR REPLACE TABLE provider_return AS
 WITH f AS (
     SELECT provider, min(t_from) AS first_from, max(t_to) AS last_to
     FROM fault_windows WHERE kind NOT LIKE 'ws\_%' ESCAPE '\' GROUP BY provider
+),
+-- Each fault window's provider out of service: from the window's start until it next
+-- served a client (the run's end if it never did).
+out_of_service AS (
+    SELECT w.provider, w.t_from,
+           coalesce((SELECT min(x.t_request) FROM client_exchanges x
+                     WHERE x.provider = w.provider AND x.outcome = 'ok'
+                       AND x.t_request >= w.t_to),
+                    (SELECT t_end FROM run_window)) AS t_back
+    FROM fault_windows w WHERE w.kind NOT LIKE 'ws\_%' ESCAPE '\'
 ),
 back AS (
     SELECT x.provider, x.t_request,
@@ -488,7 +620,10 @@ back AS (
 c AS (
     SELECT f.*,
            (SELECT count(*) FROM client_exchanges x
-            WHERE x.provider = f.provider AND x.t_request < f.first_from) AS before_fault,
+            WHERE x.provider = f.provider AND x.t_request < f.first_from
+              AND NOT EXISTS (SELECT 1 FROM out_of_service o
+                              WHERE o.provider <> x.provider AND x.t_request >= o.t_from
+                                AND x.t_request < o.t_back)) AS before_fault,
            (SELECT b.t_request FROM back b WHERE b.provider = f.provider AND b.k = 3)
                AS t_back
     FROM f
@@ -683,6 +818,18 @@ SELECT count(*) FILTER (WHERE parent_break) AS value FROM ws_checks;
 -- name: ws_delay_p95_ms
 SELECT quantile_cont(delay_ms, 0.95) AS value FROM ws_checks WHERE NOT duplicate;
 
+-- name: ws_silence_max_s
+-- The longest a client subscription heard nothing while the chain had a block it had
+-- not got (see ws_silence).
+SELECT max(silence_s) AS value FROM ws_silence;
+
+-- name: ws_silence_max_s.witnesses
+SELECT worker, connection,
+       round((t_from - (SELECT t_start FROM run_window)) / 1e9, 3) AS from_s,
+       round((t_to - (SELECT t_start FROM run_window)) / 1e9, 3) AS to_s,
+       round(silence_s, 3) AS silence_s, last_block, heard
+FROM ws_silence ORDER BY silence_s DESC;
+
 -- name: ws_resubscribe_max_ms
 SELECT max(resubscribe_ms) AS value FROM ws_resubscribes;
 
@@ -763,9 +910,21 @@ FROM retry_storms ORDER BY attempts DESC, t_first;
 SELECT count(*) AS value FROM retry_after_breaches;
 
 -- name: retry_after_breach_count.witnesses
-SELECT tag, provider, round((t_request - (SELECT t_start FROM run_window)) / 1e9, 3) AS at_s,
+SELECT tag, provider, fault_id,
+       round((t_request - (SELECT t_start FROM run_window)) / 1e9, 3) AS at_s,
        round((t_request - t_limited) / 1e9, 3) AS after_limit_s, retry_after_s
 FROM retry_after_breaches ORDER BY t_request;
+
+-- name: limit_backoff_breach_count
+-- Client attempts sent within the declared back-off of a limit answer that asked none
+-- (see limit_backoff_breaches).
+SELECT count(*) AS value FROM limit_backoff_breaches;
+
+-- name: limit_backoff_breach_count.witnesses
+SELECT tag, provider, fault_id,
+       round((t_request - (SELECT t_start FROM run_window)) / 1e9, 3) AS at_s,
+       round((t_request - t_limited) / 1e9, 3) AS after_limit_s, backoff_s
+FROM limit_backoff_breaches ORDER BY t_request;
 
 -- name: abandoned_providers
 -- Providers that carried client traffic before their fault and never again after it,
@@ -910,15 +1069,26 @@ SELECT count(*) AS value FROM planned_faults;
 -- passed) and touched none of it. A window that met no traffic, because the router
 -- sent that provider none (its breaker was open, it had moved its subscription away),
 -- is evidence about the router and shows in its traffic share and come-back figures:
--- never a failure of the instrument. Windows of a fault with a matcher (methods, a
--- probability) are judged only on what they touched, as the traffic they should have
--- met cannot be told from here. A `refuse` window leaves no exchange: its proof is the
--- proxy's `listener_down` lifecycle row for it.
+-- never a failure of the instrument. Nor is a `rate_limit` window that limited nothing
+-- while the router kept within its quota: it meets traffic only past what its bucket
+-- could admit (`params.quota`: burst + rate x window, at the fewest tokens an exchange
+-- takes). Windows of a fault with a matcher (methods, a probability) are judged only on
+-- what they touched, as the traffic they should have met cannot be told from here. A
+-- `refuse` window leaves no exchange: its proof is the proxy's `listener_down`
+-- lifecycle row for it.
 WITH windows AS (
     SELECT fault_id, spec_id, provider, actual_start,
            coalesce(actual_end, (SELECT t_end FROM run_window)) AS actual_end,
            coalesce(match, 'null') = 'null' AS matches_all,
-           kind LIKE 'ws\_%' ESCAPE '\' AS socket_fault
+           kind LIKE 'ws\_%' ESCAPE '\' AS socket_fault,
+           -- A rate limit's admissible exchanges; NULL for any other fault.
+           CASE WHEN kind = 'rate_limit' THEN
+               (CAST(json_extract(params, '$.quota.burst') AS DOUBLE)
+                + CAST(json_extract(params, '$.quota.rate_per_s') AS DOUBLE)
+                  * (coalesce(actual_end, (SELECT t_end FROM run_window)) - actual_start)
+                  / 1e9)
+               / CAST(json_extract(params, '$.quota.least_cost') AS DOUBLE)
+           END AS admissible
     FROM chaos_events
 ),
 touched AS (
@@ -938,8 +1108,9 @@ touched AS (
 met AS (
     SELECT w.fault_id FROM windows w
     WHERE (NOT w.socket_fault
-           AND EXISTS (SELECT 1 FROM upstream u WHERE u.provider = w.provider
-                         AND u.t_request >= w.actual_start AND u.t_request < w.actual_end))
+           AND (SELECT count(*) FROM upstream u WHERE u.provider = w.provider
+                  AND u.t_request >= w.actual_start AND u.t_request < w.actual_end)
+               > coalesce(w.admissible, 0))
        OR (w.socket_fault
            AND EXISTS (SELECT 1 FROM upstream_ws x WHERE x.provider = w.provider
                          AND x.t >= w.actual_start AND x.t < w.actual_end))
@@ -1110,6 +1281,15 @@ SELECT worker, connection, subscription, count(*) AS notifications,
        quantile_cont(delay_ms, 0.5) AS delay_p50_ms, max(delay_ms) AS delay_max_ms
 FROM ws_checks GROUP BY ALL ORDER BY ALL;
 
+-- name: ws_silence_table
+-- Per client socket slot: its longest silence while the chain advanced, when it began
+-- (s after t0), and whether a notification ended it.
+SELECT worker, connection, round(max(silence_s), 3) AS silence_max_s,
+       round((arg_max(t_from, silence_s) - (SELECT t_start FROM run_window)) / 1e9, 3)
+           AS from_s,
+       arg_max(heard, silence_s) AS heard
+FROM ws_silence GROUP BY worker, connection ORDER BY silence_max_s DESC, worker, connection;
+
 -- name: series_requests
 -- Per second: requests, successes, success rate, latency p50/p95/p99 (ms).
 SELECT second, requests, ok, success_rate,
@@ -1148,8 +1328,47 @@ FROM requests_x GROUP BY ALL ORDER BY bucket_ms;
 -- The router's own traffic per provider (exchanges no client call is attributed to).
 SELECT * FROM own_traffic ORDER BY provider;
 
+-- name: rate_limit_shapes
+-- Per rate-limit fault (one answer shape each): the limit answers it gave, the client
+-- attempts the router sent to that provider in the fault's window, the back-off the
+-- answer asked for and where (`asked_in`: Retry-After, body, none), the attempts the
+-- router sent inside it (`in_backoff`: Retry-After breaches where the header asks,
+-- else attempts within the declared expect.rate_limit_backoff_s), and how long the
+-- router actually stayed away after a limit answer (`away_*_s`, to its next client
+-- attempt there; see limit_backoffs). `never_back`: answers after which it sent
+-- nothing there again.
+WITH b AS (
+    SELECT fault_id, count(*) AS in_backoff FROM (
+        SELECT fault_id FROM retry_after_breaches
+        UNION ALL SELECT fault_id FROM limit_backoff_breaches) GROUP BY fault_id
+),
+w AS (
+    SELECT fw.fault_id, count(x.tag) AS attempts
+    FROM fault_windows fw LEFT JOIN client_exchanges x
+      ON x.provider = fw.provider AND x.t_request >= fw.t_from AND x.t_request < fw.t_to
+    WHERE fw.kind = 'rate_limit' GROUP BY fw.fault_id
+),
+a AS (
+    SELECT fault_id, count(*) AS limit_answers,
+           round(quantile_cont((t_next - t_limited) / 1e9, 0.5), 3) AS away_p50_s,
+           round(min((t_next - t_limited) / 1e9), 3) AS away_min_s,
+           count(*) FILTER (WHERE t_next IS NULL) AS never_back
+    FROM limit_backoffs GROUP BY fault_id
+)
+SELECT f.fault_id, f.provider, f.shape, coalesce(a.limit_answers, 0) AS limit_answers,
+       coalesce(w.attempts, 0) AS attempts,
+       coalesce(f.retry_after_s, f.body_backoff_s) AS asked_s,
+       CASE WHEN f.retry_after_s IS NOT NULL THEN 'Retry-After'
+            WHEN f.body_backoff_s IS NOT NULL THEN 'body' ELSE 'none' END AS asked_in,
+       coalesce(b.in_backoff, 0) AS in_backoff, a.away_p50_s, a.away_min_s,
+       coalesce(a.never_back, 0) AS never_back
+FROM rate_limit_faults f LEFT JOIN a USING (fault_id) LEFT JOIN b USING (fault_id)
+LEFT JOIN w USING (fault_id)
+ORDER BY f.fault_id;
+
 -- name: provider_return_table
--- Per faulted provider: client calls before its first fault, whether it was judged on
+-- Per faulted provider: client calls before its first fault (while every other was in
+-- service), whether it was judged on
 -- coming back, how long that took, whether it was abandoned.
 SELECT provider, before_fault, judged, round(come_back_s, 3) AS come_back_s,
        t_back IS NOT NULL AS came_back, round(tail_s, 1) AS tail_s, abandoned

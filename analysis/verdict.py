@@ -61,6 +61,7 @@ KEY_METRICS = (
     "ws_parent_breaks",
     "ws_delay_p95_ms",
     "ws_resubscribe_max_ms",
+    "ws_silence_max_s",
     "sut_rss_slope_mb_per_min",
     "sut_rss_fit_r2",
     "sut_cpu_avg",
@@ -75,6 +76,7 @@ KEY_METRICS = (
     "route_away_max_s",
     "come_back_max_s",
     "wasted_attempts_max",
+    "limit_backoff_breach_count",
     "own_exchanges",
     "faults_without_traffic",
     "rss_kb_per_call",
@@ -87,9 +89,11 @@ TABLES = (
     "breaker_table",
     "impact_table",
     "ws_subscriptions",
+    "ws_silence_table",
     "phase_table",
     "own_traffic_table",
     "provider_return_table",
+    "rate_limit_shapes",
     "expect_table",
 )
 SERIES = (

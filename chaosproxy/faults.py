@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import random
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -47,6 +47,7 @@ __all__ = [
     "StaleParams",
     "WsDisconnectParams",
     "WsEveryParams",
+    "answer_record",
     "load_faults",
     "parse_fault",
     "parse_faults",
@@ -79,6 +80,7 @@ KIND_ROLES: dict[str, Role] = {
     "ws_duplicate": "ws",
     "ws_reorder": "ws",
     "ws_stall": "ws",
+    "ws_silence": "ws",
 }
 
 
@@ -335,24 +337,87 @@ def _parse_rpc_error(where: str, params: Mapping[str, Any]) -> RpcErrorParams:
 @dataclass(frozen=True, slots=True)
 class RateLimitParams:
     """`rate_limit`: a token bucket of `rate_per_s` refilling up to `burst`; an exchange
-    finding it empty is answered with `answer` (default: Infura's 429 + -32005)."""
+    finding it short of its cost is answered with `answer` (default: Infura's 429 +
+    -32005).
+
+    `rate_per_min` is the same bucket counted per minute, full at a minute's quota by
+    default (a per-minute plan lets the whole minute's calls through at once). Without
+    `costs` an exchange costs one token, as proxyd, nginx and HAProxy count requests;
+    with it, each call in the exchange costs its method's units (`default_cost` for the
+    others), as credit and compute-unit plans count (a batch costs the sum).
+    """
 
     rate_per_s: float
     burst: float
     answer: HttpErrorParams
+    costs: Mapping[str, float] | None = None
+    default_cost: float = 1.0
+
+    def cost_of(self, methods: Sequence[str | None]) -> float:
+        """The tokens one exchange takes."""
+        costs = self.costs
+        if costs is None:
+            return 1.0
+        default = self.default_cost
+        return sum(costs.get(m, default) if m is not None else default for m in methods)
+
+    def quota_record(self) -> dict[str, float]:
+        """The bucket as recorded in `chaos_events` (`params.quota`): analysis tells a
+        window whose traffic stayed within it (the router kept under the limit) from one
+        the proxy failed to apply. `least_cost` is the fewest tokens any exchange takes."""
+        least = 1.0 if self.costs is None else min(self.default_cost, *self.costs.values())
+        return {"rate_per_s": self.rate_per_s, "burst": self.burst, "least_cost": least}
+
+
+def _parse_costs(where: str, raw: Any) -> dict[str, float]:
+    if not isinstance(raw, Mapping) or not raw:
+        raise ConfigError(
+            f"{where} must be a non-empty object of method to units, got {_describe(raw)}"
+        )
+    return {str(m): _positive(f"{where}.{m}", units) for m, units in raw.items()}
 
 
 def _parse_rate_limit(where: str, params: Mapping[str, Any]) -> RateLimitParams:
-    allowed = ("rate_per_s", "burst", "status", "body", "headers", "code", "message", "data")
+    quota = ("rate_per_s", "rate_per_min", "burst", "costs", "default_cost")
+    allowed = (*quota, "status", "body", "headers", "code", "message", "data")
     _allowed(where, "rate_limit", (p for p in params if p != "preset"), allowed)
-    if "rate_per_s" not in params:
-        raise ConfigError(f"{where}.rate_per_s is required for kind 'rate_limit'")
-    rate = _positive(f"{where}.rate_per_s", params["rate_per_s"])
-    burst = _positive(f"{where}.burst", params.get("burst", max(1.0, rate)))
-    answer_params = {k: v for k, v in params.items() if k not in ("rate_per_s", "burst")}
+    given = [k for k in ("rate_per_s", "rate_per_min") if k in params]
+    if len(given) != 1:
+        raise ConfigError(
+            f"{where} needs exactly one of rate_per_s or rate_per_min for kind 'rate_limit'"
+            + (", got both" if given else "")
+        )
+    if given[0] == "rate_per_s":
+        rate = _positive(f"{where}.rate_per_s", params["rate_per_s"])
+        full = max(1.0, rate)
+    else:
+        per_min = _positive(f"{where}.rate_per_min", params["rate_per_min"])
+        rate, full = per_min / 60.0, max(1.0, per_min)
+    burst = _positive(f"{where}.burst", params.get("burst", full))
+    costs = _parse_costs(f"{where}.costs", params["costs"]) if "costs" in params else None
+    default_cost = _positive(f"{where}.default_cost", params.get("default_cost", 1.0))
+    answer_params = {k: v for k, v in params.items() if k not in quota}
     if "preset" not in answer_params:
         answer_params = {"preset": "infura_project_rate_exceeded", **answer_params}
-    return RateLimitParams(rate, burst, _parse_http_error(where, answer_params))
+    return RateLimitParams(
+        rate, burst, _parse_http_error(where, answer_params), costs, default_cost
+    )
+
+
+def answer_record(answer: HttpErrorParams) -> dict[str, Any]:
+    """The answer a fault sends, as recorded beside its params in `chaos_events`
+    (`params.answer`): what a preset resolves to, so that analysis reads the status,
+    headers and error the router was given rather than the preset's name."""
+    return {
+        "status": answer.status,
+        "headers": dict(answer.headers),
+        "body": None if answer.body is None else answer.body.decode("utf-8", "replace"),
+        "code": None if answer.body is not None else answer.code,
+        "message": None
+        if answer.body is not None
+        else answer.message or f"chaosproxy: injected HTTP {answer.status}",
+        "data": None if answer.body is not None else answer.data,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -510,6 +575,7 @@ PARAM_PARSERS: dict[str, Callable[[str, Mapping[str, Any]], Any]] = {
     "ws_duplicate": _parse_ws_every("ws_duplicate"),
     "ws_reorder": _parse_ws_every("ws_reorder"),
     "ws_stall": _parse_none("ws_stall"),
+    "ws_silence": _parse_none("ws_silence"),
 }
 assert set(PARAM_PARSERS) == set(KIND_ROLES)
 
@@ -563,7 +629,8 @@ MATCH_FIELDS = (
 # Subscription kinds of `eth_subscribe` (geth's and every provider's set).
 SUBSCRIPTION_KINDS = ("newHeads", "logs", "newPendingTransactions", "syncing")
 # Kinds acting on a whole WebSocket (decided once per socket) and on its notifications.
-WS_SOCKET_KINDS = frozenset({"ws_disconnect", "ws_stall"})
+# `ws_silence` is the zombie socket: socket, pings and calls alive, no notification.
+WS_SOCKET_KINDS = frozenset({"ws_disconnect", "ws_stall", "ws_silence"})
 WS_NOTIFICATION_KINDS = frozenset({"ws_drop", "ws_delay", "ws_duplicate", "ws_reorder"})
 # HTTP kinds that also act on JSON-RPC calls over a WebSocket; `http_error` has no
 # meaning there (a socket carries no status) and `refuse` acts on the listener.

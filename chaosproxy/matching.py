@@ -92,13 +92,14 @@ class TokenBucket:
         self.tokens = burst
         self.t_ns = now_ns
 
-    def take(self, now_ns: int) -> bool:
-        """Takes one token; False when the bucket is empty (the exchange is limited)."""
+    def take(self, now_ns: int, cost: float = 1.0) -> bool:
+        """Takes `cost` tokens; False when fewer are left (the exchange is limited, and
+        takes none)."""
         if now_ns > self.t_ns:
             self.tokens = min(self.burst, self.tokens + (now_ns - self.t_ns) * self.rate / 1e9)
             self.t_ns = now_ns
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
+        if self.tokens >= cost:
+            self.tokens -= cost
             return True
         return False
 

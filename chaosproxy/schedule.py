@@ -311,7 +311,8 @@ class Timeline:
             if role == "delay":
                 sel.delays.append(rt)
             elif role == "outcome":
-                if shared.bucket is not None and shared.bucket.take(now_ns):
+                bucket = shared.bucket
+                if bucket is not None and bucket.take(now_ns, spec.params.cost_of(methods)):
                     continue  # a token was left: the exchange is within the rate
                 sel.outcome = rt
             else:

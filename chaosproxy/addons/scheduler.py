@@ -19,7 +19,7 @@ from mitmproxy import http
 
 from analysis.shards import ShardWriter
 from chaosproxy.addons.state import KEY, FlowState, Providers
-from chaosproxy.faults import FaultSpec
+from chaosproxy.faults import FaultSpec, HttpErrorParams, RateLimitParams, answer_record
 from chaosproxy.schedule import Timeline, Transition
 
 __all__ = ["Scheduler"]
@@ -114,7 +114,7 @@ class Scheduler:
                 rt.window_id,
                 spec.provider,
                 spec.kind,
-                json.dumps(dict(spec.raw_params), separators=(",", ":"), sort_keys=True),
+                json.dumps(_recorded_params(spec), separators=(",", ":"), sort_keys=True),
                 rt.planned_start,
                 rt.planned_end,
                 tr.event,
@@ -161,3 +161,17 @@ class Scheduler:
                 await self._task
             except asyncio.CancelledError:
                 pass
+
+
+def _recorded_params(spec: FaultSpec) -> dict:
+    """The params as written, and for a fault that answers in the provider's place the
+    answer it sends (`answer`): a preset's status, headers and error resolved; for a
+    rate limit its bucket (`quota`)."""
+    params = dict(spec.raw_params)
+    p = spec.params
+    if isinstance(p, RateLimitParams):
+        params["quota"] = p.quota_record()
+    answer = p.answer if isinstance(p, RateLimitParams) else p
+    if isinstance(answer, HttpErrorParams):
+        params["answer"] = answer_record(answer)
+    return params

@@ -13,12 +13,16 @@ which mitmproxy would otherwise grow for the socket's whole life.
 Rows (`upstream_ws.action`): ``open`` and ``close`` per socket; per server-to-client
 notification ``passed``, ``dropped``, ``delayed`` (row written when released, with
 `delay_ns`), ``duplicated`` (the copy), ``reordered`` (the held one, when released
-after its successor), ``stalled``, ``stale`` (the notification actually sent, k
-blocks old); ``disconnected`` when a ws_disconnect closes the socket.
+after its successor), ``stalled``, ``silenced``, ``stale`` (the notification actually
+sent, k blocks old); ``disconnected`` when a ws_disconnect closes the socket.
 
-Matching: a socket-level fault (`ws_disconnect`, `ws_stall`) decides once per socket
-(its match's header is the handshake's; `probability`, `first_n` / `after_n` count
-sockets); a notification fault (`ws_drop`, `ws_delay`, `ws_duplicate`, `ws_reorder`)
+`ws_stall` forwards nothing either way; `ws_silence` (the zombie socket) withholds
+every notification and lets calls and their answers through, so a router that judges
+the socket alive by a call's answer never notices.
+
+Matching: a socket-level fault (`ws_disconnect`, `ws_stall`, `ws_silence`) decides once
+per socket (its match's header is the handshake's; `probability`, `first_n` / `after_n`
+count sockets); a notification fault (`ws_drop`, `ws_delay`, `ws_duplicate`, `ws_reorder`)
 first applies its match to each notification (`subscriptions`: the kind its
 `eth_subscribe` asked for; `first_n` / `after_n` count notifications), then its own
 `every_k` (among the matched ones) or `probability`.
@@ -202,11 +206,14 @@ class WsFaults:
                 self._row(provider, flow, action, rt, facts[0], facts[1], time.time_ns() - t_held)
             return
         active = self.timeline.active.get(provider, ())
-        stall = None
+        stall = silence = None
         for rt in active:
-            if rt.spec.kind == "ws_stall" and self._socket_accepts(rt, flow):
+            kind = rt.spec.kind
+            if kind == "ws_stall" and self._socket_accepts(rt, flow):
                 stall = rt
                 break
+            if kind == "ws_silence" and silence is None and self._socket_accepts(rt, flow):
+                silence = rt
         facts = None if msg.from_client else notification_facts(content)
         if facts is None:
             # A call from the client, or the provider's answer to one.
@@ -221,6 +228,11 @@ class WsFaults:
         if stall is not None:
             msg.drop()
             self._row(provider, flow, "stalled", stall, *facts)
+            return
+        if silence is not None:
+            # The zombie socket: calls and their answers went through above.
+            msg.drop()
+            self._row(provider, flow, "silenced", silence, *facts)
             return
         for rt in active:
             kind = rt.spec.kind

@@ -30,6 +30,13 @@ RETRIABLE_RPC_ERRORS: Mapping[int, str | None] = {
     -32005: None,
     # Alchemy's rate limit carries the HTTP status as its JSON-RPC code.
     429: None,
+    # QuickNode's "100/second request limit reached" (reth uses -32007 for "Request is
+    # too big", answered with HTTP 413, which is not retried).
+    -32007: "limit",
+    # QuickNode's "credits limited to 6000/sec".
+    -32012: "credits",
+    # proxyd's "over rate limit", from a proxyd in front of the provider.
+    -32016: "rate limit",
     # JSON-RPC "internal error": the node failed, not the request.
     -32603: None,
     # geth's generic server error; "header not found" means this node is behind the head.

@@ -1,7 +1,9 @@
 """Recognising a provider's rate limit and how long it asks us to back off. Pure, no I/O.
 
-A rate limit is HTTP 429, or a JSON-RPC error -32005 ("limit exceeded", EIP-1474) or 429
-(Alchemy) whose message speaks of a rate or request limit. The back-off comes from, in
+A rate limit is HTTP 429, or a JSON-RPC error whose message speaks of a rate or request
+limit with one of the codes providers use for it: -32005 ("limit exceeded", EIP-1474;
+Infura, Chainstack), 429 (Alchemy), -32007 and -32012 (QuickNode's requests and
+credits), -32016 (proxyd). The back-off comes from, in
 order: the ``Retry-After`` header (seconds, or an HTTP date), Infura's
 ``error.data.rate.backoff_seconds``, Chainstack's ``error.data.try_again_in``; else a
 default. See ``chaosproxy/provider-errors.md``: hints are rare and mostly in the body,
@@ -23,17 +25,31 @@ __all__ = ["RateLimit", "RateLimitSettings", "rate_limit_of"]
 
 # -32005 also means "query returned more than 10000 results" (a range cap), which is not
 # a rate limit: only messages with one of these words demote the provider.
-_RATE_WORDS = ("rate", "limit exceeded", "too many", "exceeded", "capacity", "throughput")
+_RATE_WORDS = (
+    "rate",
+    "limit exceeded",
+    "limit reached",
+    "too many",
+    "exceeded",
+    "capacity",
+    "throughput",
+    "credits",
+)
+_RATE_CODES = frozenset({-32005, 429, -32007, -32012, -32016})
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|secs|seconds)?\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
 class RateLimitSettings:
     """``default_backoff_s`` when the provider gives no hint; hints are capped at
-    ``max_backoff_s`` so a silly header cannot bench a provider for a day."""
+    ``max_backoff_s`` so a silly header cannot bench a provider for a day. ``in_body``
+    off is a router that knows only HTTP 429: a limit inside a JSON-RPC error of an HTTP
+    200 is still failed over, but the provider is not backed off (the switch for
+    rate_limited_provider's in-body shapes)."""
 
     default_backoff_s: float = 1.0
     max_backoff_s: float = 60.0
+    in_body: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +100,7 @@ def _rate_limit_errors(body: bytes) -> list[dict[str, Any]]:
         if not isinstance(error, dict):
             continue
         code, message = error.get("code"), str(error.get("message", "")).lower()
-        if code in (-32005, 429) and any(word in message for word in _RATE_WORDS):
+        if code in _RATE_CODES and any(word in message for word in _RATE_WORDS):
             out.append(error)
     return out
 
@@ -113,7 +129,8 @@ def rate_limit_of(
     """
     if not isinstance(result, UpstreamResponse):
         return None
-    errors = _rate_limit_errors(result.body) if result.status in (200, 429) else []
+    in_body = result.status == 429 or (settings.in_body and result.status == 200)
+    errors = _rate_limit_errors(result.body) if in_body else []
     if result.status != 429 and not errors:
         return None
     hint: tuple[float, str] | None = None

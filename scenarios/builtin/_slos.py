@@ -94,6 +94,18 @@ def policy(expect: Mapping[str, float], *names: str) -> list[dict[str, str]]:
             " outage sent to the failed provider before routing away"
             " (expect.wasted_attempts_per_outage)",
         },
+        "rate_limit_backoff": {
+            "slo": "limit_backoff_breach_count == 0",
+            "description": f"no call went to a rate-limited provider within"
+            f" {e['rate_limit_backoff_s']:g} s (expect.rate_limit_backoff_s) of a limit"
+            " answer that asked no back-off in a Retry-After header",
+        },
+        "ws_silence": {
+            "slo": f"ws_silence_max_s <= {e['ws_silence_s']:g}",
+            "description": f"no client subscription heard nothing for longer than"
+            f" {e['ws_silence_s']:g} s (expect.ws_silence_s) while the chain had a block"
+            " it had not got",
+        },
         "overhead": {
             "slo": f"overhead: p(50) < {e['overhead_p50_ms']:g}",
             "description": f"the router's own time per call (service time minus the"

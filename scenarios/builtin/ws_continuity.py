@@ -8,28 +8,34 @@ subscribed to at that moment:
 1. A loses every third notification, then repeats every second one;
 2. A stalls (its socket stays open, nothing comes): a router notices after a few block
    times and resubscribes elsewhere, B being the next in its order;
-3. B's socket is closed: the router resubscribes, on A (whose faults have ended).
+3. B's socket is closed: the router resubscribes, on A (whose faults have ended);
+4. A's socket goes silent (the zombie socket: it answers calls and pings, and sends no
+   notification while the chain advances): the router must notice the silence itself
+   and move.
 
 A good router gives every client every block exactly once, in order, each block's
 parent the one before, without ever dropping a client (resubscribe on another provider,
 backfill the missed blocks over HTTP, drop repeats by hash). SLOs judge what clients saw
-(every block once, in order, chained, promptly, sessions kept) and what the router did
-upstream (how soon it left a stalled or closed upstream, how few blocks it fetched to
-fill gaps). With mock providers every block is also checked against the chain's truth.
+(every block once, in order, chained, promptly, sessions kept, never silent for long
+while the chain advanced) and what the router did upstream (how soon it left a
+stalled, closed or silent upstream, how few blocks it fetched to fill gaps). With mock
+providers every block is also checked against the chain's truth.
 """
 
 from __future__ import annotations
 
 from ..api import Fault, Scenario, WsLoad, mock, reference_router
 from . import builtin
-from ._slos import invariants
+from ._slos import invariants, policy
 
-# (load seconds, drop from/for, duplicate from/for, stall from/for, disconnect at). One
-# block a second (anvil needs whole seconds). The stall lasts beyond the router's stall
-# detection (3 s: three block times) so that it must move; the run goes on for 4 s
-# after the last fault so blocks delivered late are still seen in order.
-FAST = (20.0, (1.0, 4.0), (5.0, 2.0), (7.5, 5.0), 15.0)
-FULL = (180.0, (10.0, 30.0), (45.0, 20.0), (75.0, 8.0), 120.0)
+# (load seconds, drop from/for, duplicate from/for, stall from/for, disconnect at,
+# silence from/for). One block a second (anvil needs whole seconds). The stall and the
+# silence last beyond the router's stall detection (3 s: three block times) so that it
+# must move; the silence also beyond the default expect.ws_silence_s (10 s), so that a
+# router that never notices it fails; the run goes on for 4 s after the last fault so
+# blocks delivered late are still seen in order.
+FAST = (33.0, (1.0, 4.0), (5.0, 2.0), (7.5, 5.0), 15.0, (17.0, 12.0))
+FULL = (180.0, (10.0, 30.0), (45.0, 20.0), (75.0, 8.0), 120.0, (135.0, 15.0))
 # The longest a block may take to reach a client: a stall goes unnoticed for 3 s, a new
 # subscription and the backfill take a block time more; 2 s of margin on top. An anvil
 # node mines from its own start, after the schedule's genesis the delay is measured
@@ -95,15 +101,15 @@ SELECT worker, connection, round((t - (SELECT t_start FROM run_window)) / 1e9, 3
        reason, close_code
 FROM ws_sessions WHERE event = 'disconnect' ORDER BY t
 """
-# Per stall or close of the upstream socket: from the fault's start until the router
-# opened a socket on another provider (the fault's length plus the rest of the run when
+# Per stall, close or silence of the upstream socket: from the fault's start until the
+# router opened a socket on another provider (the fault's length plus the rest of the run when
 # it never did), the longest.
 MOVE_AWAY_SQL = """
 SELECT max(coalesce(
     (SELECT min(o.t) FROM upstream_ws o
      WHERE o.action = 'open' AND o.provider <> f.provider AND o.t >= f.t_from),
     (SELECT t_end FROM run_window) + (f.t_to - f.t_from)) - f.t_from) / 1e6 AS value
-FROM fault_windows f WHERE f.kind IN ('ws_stall', 'ws_disconnect')
+FROM fault_windows f WHERE f.kind IN ('ws_stall', 'ws_disconnect', 'ws_silence')
 """
 MOVE_AWAY_WITNESSES = """
 SELECT f.fault_id, f.provider, f.kind,
@@ -113,23 +119,29 @@ SELECT f.fault_id, f.provider, f.kind,
            AS moved_after_s,
        (SELECT arg_min(o.provider, o.t) FROM upstream_ws o WHERE o.action = 'open'
           AND o.provider <> f.provider AND o.t >= f.t_from) AS moved_to
-FROM fault_windows f WHERE f.kind IN ('ws_stall', 'ws_disconnect') ORDER BY f.t_from
+FROM fault_windows f WHERE f.kind IN ('ws_stall', 'ws_disconnect', 'ws_silence')
+ORDER BY f.t_from
 """
 
 
-def backfill_budget(drop_s: float, stall_s: float) -> int:
+def backfill_budget(drop_s: float, stall_s: float, silence_s: float) -> int:
     """Blocks a router may fetch over HTTP: those the faults hide (a third of the
-    dropped window's, every one of the stall's, two around the close; repeats hide
-    none) and as many again, as a router may fetch a block once more when an answer
-    comes in late."""
-    return 2 * (int(drop_s / 3) + 1 + int(stall_s) + 2)
+    dropped window's, every one of the stall's and of the silence's, two around the
+    close; repeats hide none) and as many again, as a router may fetch a block once
+    more when an answer comes in late."""
+    return 2 * (int(drop_s / 3) + 1 + int(stall_s) + int(silence_s) + 2)
 
 
 @builtin("ws_continuity", "the subscribed upstream loses notifications, stalls, drops")
 def build(full: bool, expect: dict[str, float]) -> Scenario:
-    duration, (drop_at, drop_s), (dup_at, dup_s), (stall_at, stall_s), close_at = (
-        FULL if full else FAST
-    )
+    (
+        duration,
+        (drop_at, drop_s),
+        (dup_at, dup_s),
+        (stall_at, stall_s),
+        close_at,
+        (silence_at, silence_s),
+    ) = FULL if full else FAST
     # Moving the subscription away from a stalled or closed upstream is routing away:
     # judged against expect.route_away_s; a block may be late by that plus the backfill.
     move_away_ms = expect["route_away_s"] * 1000
@@ -151,6 +163,8 @@ def build(full: bool, expect: dict[str, float]) -> Scenario:
             Fault("A", "ws_stall", start_s=stall_at, duration_s=stall_s, fault_id="a-stall"),
             Fault("B", "ws_disconnect", start_s=close_at, duration_s=1.0,
                   fault_id="b-disconnect"),
+            Fault("A", "ws_silence", start_s=silence_at, duration_s=silence_s,
+                  fault_id="a-silence"),
         ],
         slos=[
             *invariants("ws_no_gap"),
@@ -173,11 +187,13 @@ def build(full: bool, expect: dict[str, float]) -> Scenario:
                             f" {max_delay_ms / 1000:g} s of its production"},
             {"name": "upstream_move_away", "sql": MOVE_AWAY_SQL,
              "expect": f"< {move_away_ms:g}", "witnesses": MOVE_AWAY_WITNESSES,
-             "description": f"after a stall or a close the router subscribed on another"
-                            f" provider within {move_away_ms / 1000:g} s (expect.route_away_s)"},
+             "description": f"after a stall, a close or a silence the router subscribed on"
+                            f" another provider within {move_away_ms / 1000:g} s"
+                            " (expect.route_away_s)"},
+            *policy(expect, "ws_silence"),
             {"name": "backfill_fetches",
              "slo": "upstream_exchanges{method:eth_getBlockByNumber}: count <= "
-                    f"{backfill_budget(drop_s, stall_s)}",
+                    f"{backfill_budget(drop_s, stall_s, silence_s)}",
              "description": "blocks fetched over HTTP stay near the blocks the faults hid"},
         ],
     )  # fmt: skip

@@ -58,9 +58,10 @@ CANNOT_RUN = {
 }
 # A correct router by its own policy that lacks a feature an invariant asks of every
 # router: the built-in must fail it, on those SLOs (a finding, not a false alarm). The
-# pass-through proxies read no JSON-RPC: they track no heads, read no Retry-After and
-# tie each client's WebSocket to one upstream's.
+# pass-through proxies read no JSON-RPC: they track no heads, read no Retry-After, pass
+# on an error inside an HTTP 200 and tie each client's WebSocket to one upstream's.
 _NO_HEADS = ("heads_monotonic",)
+_NO_BODY_LIMITS = ("no_unrescued_failure",)
 _PASS_THROUGH_WS = ("ws_every_block", "upstream_move_away")
 FINDINGS = {
     ("node", "stale_head"): (
@@ -76,10 +77,16 @@ FINDINGS = {
         _NO_HEADS,
         "HAProxy tracks no heads: round robin hands out A's lagging head after B's",
     ),
+    ("node", "rate_limited_provider"): (
+        _NO_BODY_LIMITS,
+        "node_roundrobin reads no JSON-RPC: a rate limit inside an HTTP 200 (Infura's"
+        " -32005, QuickNode's -32007, Alchemy's 429) goes to the client as an answer",
+    ),
     ("nginx", "rate_limited_provider"): (
-        ("no_retry_after_breach",),
+        ("no_retry_after_breach", *_NO_BODY_LIMITS),
         "nginx reads no Retry-After: a 429 takes A out for fail_timeout (2 s), shorter"
-        " than the Retry-After it was given",
+        " than the Retry-After it was given; and no JSON-RPC: a rate limit inside an"
+        " HTTP 200 goes to the client as an answer",
     ),
     ("haproxy", "rate_limited_provider"): (
         ("no_retry_after_breach", "no_unrescued_failure"),
@@ -149,6 +156,7 @@ DEFECTS = (
     _defect("aio", "no_ws_resubscribe", "ws_continuity", "ws_kept_up"),
     _defect("aio", "no_gap_fill", "ws_continuity", "ws_no_gap"),
     _defect("aio", "duplicate_notifications", "ws_continuity", "ws_no_duplicate"),
+    _defect("aio", "alive_by_answers", "ws_continuity", "ws_silence"),
     _defect("aio", "head_backwards", "stale_head", "heads_monotonic"),
     _defect("aio", "no_head_tracking", "stale_head", "heads_monotonic"),
     _defect("aio", "slow_leak", "long_running_stability", "memory_growth"),

@@ -32,7 +32,7 @@ from scenarios.processes import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAD = 100  # the upstream's eth_blockNumber
-WS_PROVIDERS = ("W0", "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8")
+WS_PROVIDERS = ("W0", "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9")
 
 
 def free_port() -> int:
@@ -71,7 +71,8 @@ class _Upstream(BaseHTTPRequestHandler):
 
 
 def _ws_handler(conn) -> None:
-    """Answers eth_subscribe, then sends newHeads 1, 2, 3 ... every 20 ms (at most 400)."""
+    """Answers eth_subscribe, then sends newHeads 1, 2, 3 ... every 20 ms (at most 400);
+    a call in between is answered with the head (`HEAD`)."""
     try:
         req = json.loads(conn.recv(timeout=5))
         conn.send(json.dumps({"jsonrpc": "2.0", "id": req["id"], "result": "0xs1"}))
@@ -82,7 +83,13 @@ def _ws_handler(conn) -> None:
                 "params": {"subscription": "0xs1", "result": {"number": hex(n)}},
             }
             conn.send(json.dumps(note))
-            time.sleep(0.02)
+            pause_until = time.monotonic() + 0.02
+            while (left := pause_until - time.monotonic()) > 0:
+                try:
+                    call = json.loads(conn.recv(timeout=left))
+                except TimeoutError:
+                    break
+                conn.send(json.dumps({"jsonrpc": "2.0", "id": call["id"], "result": hex(HEAD)}))
     except (ConnectionClosed, TimeoutError, OSError):
         pass
 
@@ -519,6 +526,22 @@ def test_ws_stall_keeps_the_socket_open_and_forwards_nothing(proxy):
         with pytest.raises(TimeoutError):
             ws.recv(timeout=0.4)
         assert ws.ping().wait(2)  # the socket is alive: control frames still pass
+
+
+def test_ws_silence_answers_calls_and_pings_and_withholds_every_notification(proxy):
+    with subscribe(proxy, "W9") as ws:
+        heads(ws, 2)
+        proxy.apply(fault("wsilence", "ws_silence", provider="W9"))
+        # Notifications already on their way may still arrive; none after the call.
+        ws.send(json.dumps({"jsonrpc": "2.0", "id": 7, "method": "eth_blockNumber"}))
+        while (msg := json.loads(ws.recv(timeout=5))).get("id") != 7:
+            assert msg["method"] == "eth_subscription"
+        assert msg["result"] == hex(HEAD)  # the call went through and was answered
+        with pytest.raises(TimeoutError):
+            ws.recv(timeout=0.4)  # the upstream sends one every 20 ms; none comes
+        assert ws.ping().wait(2)  # control frames pass too: the zombie socket
+    rows = proxy.rows("upstream_ws", count=5, fault_id="wsilence")
+    assert {r["action"] for r in rows} == {"silenced"}
 
 
 @pytest.mark.parametrize(("provider", "code", "expected"), [("W6", 4000, 4000), ("W7", None, 1006)])

@@ -487,15 +487,20 @@ def test_the_deadline_bounds_a_request_when_every_upstream_hangs(fakes, routers)
     assert answer["status"] == 502 and answer["error"]["code"] == -32603
 
 
-@pytest.mark.parametrize("how", ["http_429_retry_after", "rpc_32005_backoff_seconds"])
+@pytest.mark.parametrize(
+    "how", ["http_429_retry_after", "rpc_32005_backoff_seconds", "rpc_32007_quicknode"]
+)
 def test_a_rate_limited_upstream_is_skipped_until_its_back_off_ends(fakes, routers, how):
     a, b = fakes("A", "B")
     if how == "http_429_retry_after":
         a.mode, a.retry_after = "rate429", "1"
-    else:
+    elif how == "rpc_32005_backoff_seconds":
         a.mode = "rpc"
         a.rpc_error = {"code": -32005, "message": "project ID request rate exceeded",
                        "data": {"rate": {"backoff_seconds": 1}}}  # fmt: skip
+    else:  # no hint: the default back-off of 1 s
+        a.mode = "rpc"
+        a.rpc_error = {"code": -32007, "message": "request limit reached"}
     router = routers("aio", [a, b])
     limited = time.monotonic()
     assert [router.served_by() for _ in range(5)] == ["B"] * 5

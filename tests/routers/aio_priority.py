@@ -26,16 +26,17 @@ Policy (each number a setting, see SETTINGS):
 - Each attempt within 1 s, the whole request within 3 s. An attempt fails on a
   connection error, a timeout, HTTP 5xx or 429 (any non-2xx), a body that is not JSON,
   an answer whose ids do not match, or a JSON-RPC error that is the provider's fault
-  (-32005, -32603, -32002, 429, -32000 "header not found"); the next upstream is then
-  tried. Execution errors (-32000 "execution reverted", -32602, ...) are answers and go
+  (-32005, -32007, -32603, -32002, 429, -32000 "header not found"); the next upstream
+  is then tried. Execution errors (-32000 "execution reverted", -32602, ...) are answers and go
   back to the client.
 - Circuit breaker per upstream: opens after 5 consecutive failures or 2 consecutive
   timeouts, stays open 5 s, then lets one real client call through as a probe; a failed
   probe opens it again for twice as long (at most 60 s), a success closes it and resets
   the open time.
-- HTTP 429 (Retry-After: seconds or a date) or JSON-RPC -32005 (Infura's
-  data.rate.backoff_seconds, data.try_again_in, else 1 s) skips the upstream until the
-  back-off ends; it does not count against the breaker.
+- HTTP 429 (Retry-After: seconds or a date) or a JSON-RPC rate limit (Infura's -32005,
+  QuickNode's -32007, Alchemy's 429: Infura's data.rate.backoff_seconds,
+  data.try_again_in, else 1 s) skips the upstream until the back-off ends; it does not
+  count against the breaker.
 - Batches go upstream as one batch; answers are matched back by id and returned in the
   request's order. JSON-RPC ids are rewritten on the way up (the router's own counter)
   and mapped back. The X-Battle-Tag header is NOT forwarded: Battle has to correlate
@@ -80,6 +81,8 @@ DEFECTS = {
     "retry_storm": "a failed attempt is repeated 5 more times on the same upstream first",
     "no_ws_resubscribe": "after the upstream newHeads socket closes or stalls, no resubscribe",
     "no_gap_fill": "resubscribes, but blocks missed meanwhile are not backfilled",
+    "alive_by_answers": "pings the upstream socket with eth_chainId each second and counts"
+    " the answers as life: a socket that answers calls but sends no notification is kept",
     "duplicate_notifications": "every newHeads notification is sent to clients twice",
     "head_backwards": "every 2nd eth_blockNumber answer is lowered by 3 blocks",
     "no_head_tracking": "no head polls, no lag check, no floor: a lagging upstream serves",
@@ -108,8 +111,9 @@ SETTINGS: dict[str, float] = {
 PROG = "aio_priority"
 HEAD_POLL_ID = "head-poll"
 LEAK_BYTES = 1024
-PROVIDER_FAULT_CODES = {-32603, -32002, -32005, 429}
-RATE_LIMIT_CODES = {-32005, 429}
+PROVIDER_FAULT_CODES = {-32603, -32002, -32005, -32007, 429}
+# Infura's -32005, QuickNode's -32007 ("request limit reached"), Alchemy's 429.
+RATE_LIMIT_CODES = {-32005, -32007, 429}
 # -32000 is both geth's execution error and its "header not found" (a node behind the
 # head); only the latter is the provider's fault.
 PROVIDER_FAULT_MESSAGES = re.compile(
@@ -809,21 +813,39 @@ class Feed:
         ) as ws:
             await ws.send_str(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe",
                                           "params": ["newHeads"]}))  # fmt: skip
-            sub: str | None = None
-            while True:
-                message = await asyncio.wait_for(ws.receive(), stall)
-                if message.type != aiohttp.WSMsgType.TEXT:
-                    return  # closed, closing or an error
-                data = json.loads(message.data)
-                if sub is None:
-                    if data.get("id") == 1:
-                        if "result" not in data:
-                            return
-                        sub = data["result"]
-                    continue
-                params = data.get("params") or {}
-                if data.get("method") == "eth_subscription" and params.get("subscription") == sub:
-                    await self.on_header(params.get("result") or {})
+            pinger = (
+                asyncio.create_task(self._ping(ws)) if self.router.has("alive_by_answers") else None
+            )
+            try:
+                await self._headers(ws, stall)
+            finally:
+                if pinger is not None:
+                    pinger.cancel()
+
+    async def _ping(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        ping = json.dumps({"jsonrpc": "2.0", "id": "ws-ping", "method": "eth_chainId"})
+        while True:
+            await asyncio.sleep(1.0)
+            await ws.send_str(ping)
+
+    async def _headers(self, ws: aiohttp.ClientWebSocketResponse, stall: float) -> None:
+        """Hands the subscription's headers on until the socket closes or stays quiet for
+        `stall` (any message counts as life, a ping's answer too)."""
+        sub: str | None = None
+        while True:
+            message = await asyncio.wait_for(ws.receive(), stall)
+            if message.type != aiohttp.WSMsgType.TEXT:
+                return  # closed, closing or an error
+            data = json.loads(message.data)
+            if sub is None:
+                if data.get("id") == 1:
+                    if "result" not in data:
+                        return
+                    sub = data["result"]
+                continue
+            params = data.get("params") or {}
+            if data.get("method") == "eth_subscription" and params.get("subscription") == sub:
+                await self.on_header(params.get("result") or {})
 
 
 # ---------------------------------------------------------------------------------------

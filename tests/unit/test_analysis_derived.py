@@ -3,6 +3,8 @@ that shows the behaviour and once on one that does not."""
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import pytest
 from analysis_rows import MS, T0, S, fault, make_run, req, stopped, up
@@ -274,6 +276,43 @@ def test_time_to_resubscribe_is_measured_from_each_disconnect(tmp_path):
     ]
 
 
+def _subscribed_at(ms: float) -> dict:
+    return {"worker": 0, "connection": "c1", "event": "subscribe", "t": T0 + int(ms * MS)}
+
+
+def _silence_run(notes: list[dict]) -> dict:
+    # The load runs 10 s (its last intended send); the client subscribes at 0.5 s.
+    return {"ws_notifications": notes, "ws_sessions": [_subscribed_at(500)],
+            "requests": [req(0, 0), req(1, 10_000)]}  # fmt: skip
+
+
+def test_a_live_feeds_only_silence_is_its_delivery_delay(tmp_path):
+    con = db(tmp_path, _silence_run([note(n, n * 1000 + 50) for n in range(1, 10)]), GENESIS)
+    # Each block reached the client 50 ms after it was produced, the first too (block 1
+    # at 1 s, after the subscribe at 0.5 s); block 10 is produced as the load ends.
+    assert value(con, "ws_silence_max_s") == pytest.approx(0.05)
+
+
+def test_a_silent_upstream_is_timed_from_the_first_block_the_client_lacked(tmp_path):
+    # Blocks 1-3 on time; then nothing until the router moved and delivered 4-8 at
+    # 8.2 s. Duplicates and an old block in between are no news.
+    notes = [note(n, n * 1000 + 50) for n in range(1, 4)]
+    notes += [note(3, 3500), note(2, 6000)]
+    notes += [note(n, 8200 + n) for n in range(4, 9)] + [note(9, 9050)]
+    con = db(tmp_path, _silence_run(notes), GENESIS)
+    assert value(con, "ws_silence_max_s") == pytest.approx(4.204)  # 4.0 s to block 4
+    # worker, connection, from_s, to_s, silence_s, last_block, heard
+    top = rows(con, query("ws_silence_max_s.witnesses"))[0]
+    assert top == (0, "c1", 4.0, 8.204, 4.204, 3, True)
+
+
+def test_a_feed_that_never_spoke_again_is_silent_to_the_end_of_the_load(tmp_path):
+    notes = [note(n, n * 1000 + 50) for n in range(1, 4)]
+    con = db(tmp_path, _silence_run(notes), GENESIS)
+    assert value(con, "ws_silence_max_s") == pytest.approx(6.0)  # block 4 at 4 s, to 10 s
+    assert rows(con, "SELECT heard FROM ws_silence ORDER BY silence_s DESC LIMIT 1") == [(False,)]
+
+
 # --- heads ----------------------------------------------------------------------------
 
 
@@ -477,6 +516,35 @@ def test_a_fault_window_the_router_sent_no_traffic_is_evidence_not_an_invalid_ru
     con = db(tmp_path, tables, plan)
     assert failed_validity(con, tmp_path / "run") == []
     assert value(con, "faults_without_traffic") == 1
+
+
+def _rate_limit(burst: float, rate_per_s: float, least_cost: float = 1.0) -> list:
+    quota = {"burst": burst, "rate_per_s": rate_per_s, "least_cost": least_cost}
+    return [
+        {**e, "kind": "rate_limit", "params": json.dumps({"quota": quota})}
+        for e in fault("a-limit", "A", 0, 0.5)
+    ]
+
+
+def test_a_rate_limit_that_limited_nothing_within_its_quota_is_no_invalid_run(tmp_path):
+    # Five exchanges reached A in the half-second window; a bucket of 10 admits them all.
+    tables = good_run()
+    tables["fault_events"] = _rate_limit(burst=10, rate_per_s=2)
+    con = db(tmp_path, tables, {"faults": [{"fault_id": "a-limit", "provider": "A"}]})
+    assert failed_validity(con, tmp_path / "run") == []
+
+
+def test_a_rate_limit_that_limited_nothing_past_its_quota_makes_the_run_invalid(tmp_path):
+    # 2 + 2/s x 0.5 s = 3 exchanges admissible; five came and none was limited. Credit
+    # costs of 2 units at least halve it.
+    plan = {"faults": [{"fault_id": "a-limit", "provider": "A"}]}
+    tables = good_run()
+    tables["fault_events"] = _rate_limit(burst=2, rate_per_s=2)
+    con = db(tmp_path, tables, plan)
+    assert failed_validity(con, tmp_path / "run") == ["faults_not_applied"]
+    tables["fault_events"] = _rate_limit(burst=6, rate_per_s=2, least_cost=2)
+    con = db(tmp_path, tables, plan, name="credits")
+    assert failed_validity(con, tmp_path / "credits") == ["faults_not_applied"]
 
 
 def test_a_websocket_fault_that_met_only_http_calls_met_no_traffic(tmp_path):

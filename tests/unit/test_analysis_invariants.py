@@ -3,11 +3,14 @@ a run that breaks it (with its witnesses) and once on one that does not."""
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import pytest
 from analysis_rows import T0, S, fault, make_run, req, stopped, up
 
 from analysis.database import build, finish, ingest
+from analysis.expect import resolve_expect
 from analysis.queries import query
 from analysis.slo import Check, parse_slo
 from analysis.verdict import judge_database
@@ -152,12 +155,24 @@ def test_six_attempts_on_one_failing_provider_for_one_call_are_a_retry_storm(tmp
     assert result.witnesses[0]["provider"] == "A" and result.witnesses[0]["attempts"] == 6
 
 
-def _limited(next_a_ms: float) -> dict:
-    """A answers call 0 (at 0 ms) with a 429 and `Retry-After: 3`; calls 1.. go to B
-    every 100 ms; call 40's attempt goes to A at `next_a_ms`."""
+RETRY_AFTER_3 = '{"headers": {"Retry-After": "3"}}'
+
+
+def _answer(status=429, headers=None, body=None, code=-32005, data=None) -> str:
+    """A rate_limit fault's params as the proxy records them: as written (a preset),
+    and the answer it resolves to."""
+    answer = {"status": status, "headers": headers or {}, "body": body,
+              "code": None if body else code, "message": None if body else "limited",
+              "data": data}  # fmt: skip
+    return json.dumps({"rate_per_s": 2, "preset": "p", "answer": answer})
+
+
+def _limited(next_a_ms: float, params: str = RETRY_AFTER_3) -> dict:
+    """A answers call 0 (at 0 ms) with a limit answer (`params`: a 429 and
+    `Retry-After: 3` as written); calls 1.. go to B every 100 ms; call 40's attempt goes
+    to A at `next_a_ms`."""
     limit = {"fault_id": "a-limit", "provider": "A", "kind": "rate_limit",
-             "params": '{"headers": {"Retry-After": "3"}}',
-             "planned_start": T0, "planned_end": T0 + 5 * S}  # fmt: skip
+             "params": params, "planned_start": T0, "planned_end": T0 + 5 * S}  # fmt: skip
     ups = [up(0, "A", 0, outcome="http_error", fault="a-limit"), up(0, "B", 2)]
     ups += [up(i, "B", i * 100 + 1) for i in range(1, 40)]
     ups.append(up(40, "A", next_a_ms))
@@ -182,6 +197,52 @@ def test_a_router_that_waits_out_the_retry_after_to_the_millisecond_breaches_not
     # The 429 left the proxy at 1 ms; a router timing 3 s from when it read it, on a
     # millisecond clock, may send again a few ms before the proxy's clock says 3 s.
     con = db(tmp_path, _limited(next_a_ms=next_a_ms))
+    assert value(con, "retry_after_breach_count") == 0
+
+
+def test_a_retry_after_that_a_preset_sets_is_judged_as_the_router_received_it(tmp_path):
+    # LlamaRPC's Cloudflare 1015: a text body and Retry-After 30, named only by preset
+    # in the params as written; 5 s later is inside it.
+    params = _answer(headers={"Retry-After": "30"}, body="error code: 1015")
+    con = db(tmp_path, _limited(next_a_ms=5000, params=params))
+    result = judged(con, Check("retry_after_breach_count", "==", 0))
+    assert result.observed == 1 and result.witnesses[0]["retry_after_s"] == 30
+    shape = con.execute(query("rate_limit_shapes")).fetchall()
+    assert [r[2] for r in shape] == ["HTTP 429, text body, Retry-After 30 s"]
+
+
+def test_a_limit_answer_without_retry_after_owes_no_back_off_unless_one_is_declared(
+    tmp_path,
+):
+    params = _answer(status=200, code=-32007)  # QuickNode's, in an HTTP 200
+    quiet = db(tmp_path, _limited(next_a_ms=500, params=params))
+    assert value(quiet, "retry_after_breach_count") == 0
+    assert value(quiet, "limit_backoff_breach_count") == 0
+    declared = db(tmp_path, _limited(next_a_ms=500, params=params),
+                  {"expect": {"rate_limit_backoff_s": 1}}, name="declared")  # fmt: skip
+    result = judged(declared, Check("limit_backoff_breach_count", "==", 0))
+    assert result.observed == 1
+    assert result.witnesses[0]["tag"] == "bt-0-40" and result.witnesses[0]["backoff_s"] == 1
+    # Waiting out the declared second breaches nothing.
+    later = db(tmp_path, _limited(next_a_ms=1200, params=params),
+               {"expect": {"rate_limit_backoff_s": 1}}, name="later")  # fmt: skip
+    assert value(later, "limit_backoff_breach_count") == 0
+
+
+def test_the_shapes_table_shows_what_each_answer_asked_and_how_long_the_router_stayed_away(
+    tmp_path,
+):
+    # Infura's -32005 in an HTTP 200, asking 3 s in its body; the router came back at 3.2 s.
+    params = _answer(status=200, data={"rate": {"backoff_seconds": 3}})
+    con = db(tmp_path, _limited(next_a_ms=3200, params=params))
+    cur = con.execute(query("rate_limit_shapes"))
+    names = [d[0] for d in cur.description]
+    (row,) = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    assert row["shape"] == "HTTP 200, JSON-RPC -32005, back-off 3 s in the body"
+    assert (row["asked_s"], row["asked_in"], row["limit_answers"]) == (3.0, "body", 1)
+    assert row["away_p50_s"] == pytest.approx(3.2, abs=0.01) and row["never_back"] == 0
+    assert (row["attempts"], row["in_backoff"]) == (2, 0)
+    # A back-off asked in the body is shown, not judged as a Retry-After.
     assert value(con, "retry_after_breach_count") == 0
 
 
@@ -249,6 +310,18 @@ def test_an_idle_backup_of_a_priority_router_is_never_judged_on_coming_back(tmp_
         ("A", True),
         ("C", False),
     ]
+
+
+def test_a_backup_used_only_while_the_first_was_out_owes_no_return(tmp_path):
+    # B served from A's fault (2 s) until A was back (5 s, the breaker held it out a
+    # second past its window); then B's own fault, after which the router, back on A,
+    # never needs B: a priority router's stand-in, not an abandoned provider.
+    tables = _breaker(returns=True)
+    tables["fault_events"] += fault("b-limited", "B", 6, 7)
+    con = db(tmp_path, tables)
+    assert value(con, "abandoned_providers") == 0
+    assert con.execute("SELECT provider, before_fault, judged FROM provider_return"
+                       " ORDER BY 1").fetchall() == [("A", 20, True), ("B", 0, False)]  # fmt: skip
 
 
 def test_a_run_too_short_after_the_fault_to_see_the_come_back_abandons_nobody(tmp_path):
@@ -364,3 +437,9 @@ def test_the_router_profile_records_which_expectations_were_declared(tmp_path):
              {"expect": {"come_back_s": 30}})  # fmt: skip
     rows = dict(con.execute("SELECT name, declared FROM expect").fetchall())
     assert rows["come_back_s"] is True and rows["route_away_s"] is False
+
+
+def test_zero_is_a_declarable_back_off_and_not_a_declarable_deadline():
+    assert resolve_expect({"rate_limit_backoff_s": 0})["rate_limit_backoff_s"] == 0
+    with pytest.raises(ValueError, match=r"expect\.come_back_s must be a number > 0, got 0"):
+        resolve_expect({"come_back_s": 0})

@@ -255,7 +255,13 @@ def test_control_start_drives_the_schedule_and_second_start_conflicts(control, t
         ("a-reset", "start"),
         ("b-err", "start"),
     ]
-    assert json.loads(events[1]["params"]) == {"headers": {"Retry-After": "2"}, "status": 429}
+    # The params as written, and the answer the fault sends (what analysis reads).
+    recorded = json.loads(events[1]["params"])
+    assert recorded["headers"] == {"Retry-After": "2"} and recorded["status"] == 429
+    assert recorded["answer"] == {
+        "status": 429, "headers": {"Retry-After": "2"}, "body": None, "code": -32603,
+        "message": "chaosproxy: injected HTTP 429", "data": None,
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from chaosproxy.faults import (
     RateLimitParams,
     WsDisconnectParams,
     WsEveryParams,
+    answer_record,
     parse_faults,
 )
 from chaosproxy.matching import Matcher, TokenBucket
@@ -50,7 +51,20 @@ BAD = [
         "faults[0].params.jitter must be one of",
     ),
     (fault(kind="latency", params={"ms": 1, "where": "x"}), "faults[0].params.where must be"),
-    (fault(kind="rate_limit"), "faults[0].params.rate_per_s is required"),
+    (fault(kind="rate_limit"), "faults[0].params needs exactly one of rate_per_s or"),
+    (
+        fault(kind="rate_limit", params={"rate_per_s": 1, "rate_per_min": 60}),
+        "faults[0].params needs exactly one of rate_per_s or rate_per_min for kind 'rate_limit',"
+        " got both",
+    ),
+    (
+        fault(kind="rate_limit", params={"rate_per_s": 1, "costs": {"eth_call": 0}}),
+        "faults[0].params.costs.eth_call must be > 0",
+    ),
+    (
+        fault(kind="rate_limit", params={"rate_per_s": 1, "costs": []}),
+        "faults[0].params.costs must be a non-empty object of method to units",
+    ),
     (fault(kind="rate_limit", params={"rate_per_s": 0}), "faults[0].params.rate_per_s must be > 0"),
     (
         fault(kind="http_error", params={"preset": "nope"}),
@@ -151,6 +165,40 @@ def test_rate_limit_answers_like_infura_by_default():
     f = one(kind="rate_limit", params={"rate_per_s": 5})
     assert isinstance(f.params, RateLimitParams)
     assert (f.params.burst, f.params.answer.status, f.params.answer.code) == (5.0, 429, -32005)
+
+
+def test_a_per_minute_quota_refills_by_the_minute_and_holds_a_minutes_calls():
+    p = one(kind="rate_limit", params={"rate_per_min": 120}).params
+    assert (p.rate_per_s, p.burst) == (2.0, 120.0)
+
+
+def test_an_exchange_costs_one_token_unless_the_quota_counts_credit_units():
+    plain = one(kind="rate_limit", params={"rate_per_s": 5}).params
+    assert plain.cost_of(["eth_call", "eth_getLogs"]) == 1.0
+    credits = one(
+        kind="rate_limit",
+        params={
+            "rate_per_s": 500,
+            "costs": {"eth_call": 26, "eth_getLogs": 75},
+            "default_cost": 10,
+        },
+    ).params
+    # A batch costs the sum of its calls; a method not named costs default_cost.
+    assert credits.cost_of(["eth_call", "eth_getLogs", "eth_blockNumber", None]) == 121.0
+    # What analysis reads to tell a quota kept from a limit the proxy failed to apply.
+    assert plain.quota_record() == {"rate_per_s": 5.0, "burst": 5.0, "least_cost": 1.0}
+    assert credits.quota_record()["least_cost"] == 10.0
+
+
+def test_the_recorded_answer_resolves_a_preset_and_keeps_a_text_body_as_text():
+    text = one(kind="rate_limit", params={"rate_per_s": 1, "preset": "llamarpc_cloudflare_1015"})
+    assert answer_record(text.params.answer) == {
+        "status": 429, "headers": {"Retry-After": "30"}, "body": "error code: 1015",
+        "code": None, "message": None, "data": None,
+    }  # fmt: skip
+    infura = answer_record(one(kind="rate_limit", params={"rate_per_s": 1}).params.answer)
+    assert (infura["status"], infura["code"], infura["body"]) == (429, -32005, None)
+    assert infura["data"]["rate"]["backoff_seconds"] == 0
 
 
 def test_ws_presets_map_1006_to_an_abnormal_close():
@@ -328,6 +376,16 @@ def test_rate_limit_selects_only_when_its_bucket_is_empty():
     got = [tl.select("A", "http", ["m"], no_header, "c", T0) for _ in range(3)]
     assert got[:2] == [None, None] and got[2].outcome.window_id == "rl"
     assert tl.select("A", "http", ["m"], no_header, "c", T0 + S) is None
+
+
+def test_a_credit_unit_quota_limits_the_costly_call_and_lets_a_cheap_one_through():
+    tl = started(fault(fault_id="cu", kind="rate_limit", params={
+        "rate_per_s": 1, "burst": 30, "costs": {"eth_getLogs": 75, "eth_call": 26}}))  # fmt: skip
+    assert tl.select("A", "http", ["eth_getLogs"], no_header, "c", T0).outcome.window_id == "cu"
+    assert tl.select("A", "http", ["eth_call"], no_header, "c", T0) is None  # 4 left
+    assert tl.select("A", "http", ["eth_blockNumber"], no_header, "c", T0) is None  # 3 left
+    # A limited exchange takes nothing: 3 units refill to 29 after 26 s.
+    assert tl.select("A", "http", ["eth_call"], no_header, "c", T0 + 26 * S) is None
 
 
 def test_nothing_is_selected_on_another_provider_or_for_listener_and_ws_faults():

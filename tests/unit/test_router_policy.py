@@ -38,6 +38,15 @@ CASES = [
     ("http 429", UpstreamResponse(429, None, b"slow down"), True, "HTTP 429"),
     ("limit exceeded -32005", rpc(err(-32005, "rate limited")), True, "-32005"),
     ("internal error -32603", rpc(err(-32603, "internal error")), True, "-32603"),
+    (
+        "QuickNode's request limit -32007",
+        rpc(err(-32007, "100/second request limit reached")),
+        True,
+        "-32007",
+    ),
+    ("QuickNode's credits -32012", rpc(err(-32012, "credits limited to 6000/sec")), True, ""),
+    ("proxyd's rate limit -32016", rpc(err(-32016, "over rate limit")), True, "-32016"),
+    ("another -32007 is the client's", rpc(err(-32007, "Request is too big")), False, ""),
     ("header not found -32000", rpc(err(-32000, "Header not found")), True, "Header not found"),
     ("other -32000 is the client's", rpc(err(-32000, "execution reverted")), False, ""),
     ("invalid params -32602", rpc(err(-32602, "invalid argument 0")), False, ""),
@@ -79,4 +88,7 @@ def test_retriable_rpc_error_table_is_the_documented_one():
         -32603: None,
         -32000: "header not found",
         -32602: "blockoutofrangeerror",
+        -32007: "limit",
+        -32012: "credits",
+        -32016: "rate limit",
     }

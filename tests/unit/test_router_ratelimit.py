@@ -45,6 +45,17 @@ CASES = [
     ("header_wins_over_body", response(429, INFURA, "5"), RateLimit(5.0, "Retry-After")),
     ("capped", response(429, b"", "86400"), RateLimit(60.0, "Retry-After")),
     (
+        "quicknode_-32007_on_200",
+        response(200, rpc(-32007, "100/second request limit reached - reduce calls per second")),
+        RateLimit(1.5, "default"),
+    ),
+    (
+        "quicknode_credits_-32012",
+        response(200, rpc(-32012, "credits limited to 6000/sec")),
+        RateLimit(1.5, "default"),
+    ),
+    ("proxyd_-32016", response(429, rpc(-32016, "over rate limit")), RateLimit(1.5, "default")),
+    (
         "milliseconds",
         response(200, rpc(-32005, "rate limited", {"try_again_in": "500ms"})),
         RateLimit(0.5, "data.try_again_in"),
@@ -71,9 +82,19 @@ NOT_LIMITS = [
     ("range_cap_-32005", response(200, rpc(-32005, "query returned more than 10000 results"))),
     ("revert", response(200, rpc(3, "execution reverted"))),
     ("no_response", UpstreamFailure("conn_error", "refused")),
+    # reth's -32007 is a request too big, answered with HTTP 413: not a limit on rate.
+    ("reth_too_big_413", response(413, rpc(-32007, "Request is too big"))),
 ]
 
 
 @pytest.mark.parametrize(("case", "result"), NOT_LIMITS, ids=[c[0] for c in NOT_LIMITS])
 def test_other_answers_are_not_rate_limits(case, result):
     assert rate_limit_of(result, SETTINGS) is None
+
+
+def test_a_router_that_knows_only_http_429_backs_off_no_limit_inside_a_200():
+    only_429 = RateLimitSettings(default_backoff_s=1.5, in_body=False)
+    assert rate_limit_of(response(200, CHAINSTACK), only_429) is None
+    assert rate_limit_of(response(429, INFURA), only_429) == RateLimit(
+        30.0, "data.rate.backoff_seconds"
+    )

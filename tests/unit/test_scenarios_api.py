@@ -70,6 +70,10 @@ BAD = [
     ({"sut": reference_router(), "analysis": {"nope": 1}}, "analysis.nope is not a known field"),
     ({"expect": {"comeback_s": 3}}, "expect.comeback_s is not a known expectation; known: "),
     ({"expect": {"come_back_s": 0}}, "expect.come_back_s must be a number > 0, got 0"),
+    (
+        {"expect": {"rate_limit_backoff_s": -1}},
+        "expect.rate_limit_backoff_s must be a number >= 0, got -1",
+    ),
     ({"expect": [1]}, "expect must be a table of expectations"),
     ({"sut": Sut(path="v1/key")}, "sut.path must be a path starting with '/'"),
     ({"sut": Sut(path="/a b")}, "sut.path must be a URL path without spaces"),
