@@ -1368,8 +1368,8 @@ ORDER BY f.fault_id;
 
 -- name: provider_return_table
 -- Per faulted provider: client calls before its first fault (while every other was in
--- service), whether it was judged on
--- coming back, how long that took, whether it was abandoned.
+-- service), whether it was judged on coming back, how long that took, whether it was
+-- abandoned.
 SELECT provider, before_fault, judged, round(come_back_s, 3) AS come_back_s,
        t_back IS NOT NULL AS came_back, round(tail_s, 1) AS tail_s, abandoned
 FROM provider_return ORDER BY provider;
