@@ -1072,15 +1072,28 @@ SELECT count(*) AS value FROM planned_faults;
 -- never a failure of the instrument. Nor is a `rate_limit` window that limited nothing
 -- while the router kept within its quota: it meets traffic only past what its bucket
 -- could admit (`params.quota`: burst + rate x window, at the fewest tokens an exchange
--- takes). Windows of a fault with a matcher (methods, a probability) are judged only on
--- what they touched, as the traffic they should have met cannot be told from here. A
--- `refuse` window leaves no exchange: its proof is the proxy's `listener_down`
--- lifecycle row for it.
+-- takes), nor a notification fault acting on one in `every_k` that met fewer than k
+-- (one with a probability under 1 may act on none). Windows of a fault with a matcher
+-- (methods, a probability) are judged only on what they touched, as the traffic they
+-- should have met cannot be told from here. A `refuse` window leaves no exchange: its
+-- proof is the proxy's `listener_down` lifecycle row for it.
 WITH windows AS (
     SELECT fault_id, spec_id, provider, actual_start,
            coalesce(actual_end, (SELECT t_end FROM run_window)) AS actual_end,
            coalesce(match, 'null') = 'null' AS matches_all,
            kind LIKE 'ws\_%' ESCAPE '\' AS socket_fault,
+           kind IN ('ws_drop', 'ws_delay', 'ws_duplicate', 'ws_reorder') AS per_notification,
+           -- Notifications a window must meet to be sure to act: `every_k` acts on one
+           -- in k (ws_reorder: 2 unless told); a probability under 1 may act on none
+           -- (NULL: judged only on what it touched).
+           CASE WHEN kind NOT IN ('ws_drop', 'ws_delay', 'ws_duplicate', 'ws_reorder')
+                THEN 1
+                WHEN json_extract(params, '$.every_k') IS NOT NULL
+                THEN CAST(json_extract(params, '$.every_k') AS INTEGER)
+                WHEN CAST(json_extract(params, '$.probability') AS DOUBLE) < 1 THEN NULL
+                WHEN kind = 'ws_reorder' AND json_extract(params, '$.probability') IS NULL
+                THEN 2
+                ELSE 1 END AS notifications_needed,
            -- A rate limit's admissible exchanges; NULL for any other fault.
            CASE WHEN kind = 'rate_limit' THEN
                (CAST(json_extract(params, '$.quota.burst') AS DOUBLE)
@@ -1112,8 +1125,11 @@ met AS (
                   AND u.t_request >= w.actual_start AND u.t_request < w.actual_end)
                > coalesce(w.admissible, 0))
        OR (w.socket_fault
-           AND EXISTS (SELECT 1 FROM upstream_ws x WHERE x.provider = w.provider
-                         AND x.t >= w.actual_start AND x.t < w.actual_end))
+           AND (SELECT count(*) FROM upstream_ws x WHERE x.provider = w.provider
+                  AND x.t >= w.actual_start AND x.t < w.actual_end
+                  AND (NOT w.per_notification
+                       OR x.action NOT IN ('open', 'close', 'disconnected', 'duplicated')))
+               >= w.notifications_needed)
 )
 SELECT (SELECT count(*) FROM planned_faults p
         WHERE NOT EXISTS (SELECT 1 FROM windows w WHERE w.actual_start IS NOT NULL

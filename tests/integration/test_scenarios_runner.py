@@ -88,7 +88,10 @@ def test_a_managed_sut_is_started_from_its_template_sampled_scraped_and_stopped(
         "SELECT max(value) FROM metrics WHERE name = 'router_requests_total'"
         " AND json_extract_string(labels, '$.outcome') = 'ok'"
     ).fetchone()[0]
-    assert ok >= 70, "the router's own count of answered calls was scraped"
+    answered = con.execute("SELECT count(*) FROM requests WHERE outcome = 'ok'").fetchone()[0]
+    # Scraped while the load ran (the last scrape may come before its last calls on a
+    # busy machine): some of the calls, never more than the clients saw answered.
+    assert 0 < ok <= answered, "the router's own count of answered calls was scraped"
     assert_all_dead(spawned(run))
     # The host-jitter probe: a row per second of the run, each summarising ~100 sleeps.
     with open(run / "system" / "host_jitter.runner.csv") as f:

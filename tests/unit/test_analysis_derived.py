@@ -547,6 +547,30 @@ def test_a_rate_limit_that_limited_nothing_past_its_quota_makes_the_run_invalid(
     assert failed_validity(con, tmp_path / "credits") == ["faults_not_applied"]
 
 
+def _every_second_duplicated(*passed_at_s: float) -> dict:
+    # A repeats every 2nd notification from 0.2 s to 0.6 s; these went through untouched.
+    tables = good_run()
+    tables["fault_events"] = [
+        {**e, "kind": "ws_duplicate", "params": json.dumps({"every_k": 2})}
+        for e in fault("a-dup", "A", 0.2, 0.6)
+    ]
+    tables["upstream_ws"] = [
+        {"provider": "A", "proxy": "p0", "action": "passed", "t": T0 + int(at * S)}
+        for at in passed_at_s
+    ]
+    return tables
+
+
+def test_a_one_in_k_notification_fault_that_met_fewer_than_k_is_no_invalid_run(tmp_path):
+    # A slow chain sent one notification in the window: every 2nd had none to act on.
+    plan = {"faults": [{"fault_id": "a-dup", "provider": "A"}]}
+    con = db(tmp_path, _every_second_duplicated(0.4), plan)
+    assert failed_validity(con, tmp_path / "run") == []
+    # Two went through and neither was repeated: the proxy failed to apply it.
+    con = db(tmp_path, _every_second_duplicated(0.3, 0.5), plan, name="two")
+    assert failed_validity(con, tmp_path / "two") == ["faults_not_applied"]
+
+
 def test_a_websocket_fault_that_met_only_http_calls_met_no_traffic(tmp_path):
     # B's sockets are closed for a second while the router has no socket to B: the HTTP
     # calls B got meanwhile are nothing a ws_disconnect acts on.
