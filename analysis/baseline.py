@@ -55,6 +55,8 @@ DIRECTIONS: dict[str, str] = {
             "overhead_p95_ms",
             "head_lag_max_blocks",
             "heads_backwards",
+            "tags_behind",
+            "tags_behind",
             "ws_gap_blocks",
             "ws_duplicates",
             "ws_out_of_order",

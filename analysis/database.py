@@ -53,6 +53,7 @@ DERIVED = (
     "true_head",
     "block_produced_at",
     "head_checks",
+    "tag_checks",
     "ws_checks",
     "ws_silence",
     "ws_resubscribes",

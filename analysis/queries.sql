@@ -238,14 +238,15 @@ CREATE OR REPLACE MACRO block_produced_at(n) AS
     (SELECT genesis_ns FROM settings) + n * (SELECT block_time_ms FROM settings) * 1000000;
 
 -- name: head_checks
--- Every client answer that carries a block number (`result_block`): `lag_blocks` is how
--- many blocks the answer is behind the true head at the time the request was sent
--- (blocks that certainly existed; never negative), `backwards` is true when a request
--- sent after another had completed got a lower block than that one.
+-- Every client answer for the head (`block_tag` latest: an eth_blockNumber, a block
+-- asked by `latest`; a block asked by number, a receipt, a safe block are no head):
+-- `lag_blocks` is how many blocks the answer is behind the true head at the time the
+-- request was sent (blocks that certainly existed; never negative), `backwards` is true
+-- when a request sent after another had completed got a lower block than that one.
 CREATE OR REPLACE TABLE head_checks AS
 WITH r AS (
     SELECT worker, seq, method, transport, t_intended, t_sent, t_done, result_block
-    FROM requests WHERE result_block IS NOT NULL AND outcome = 'ok'
+    FROM requests WHERE result_block IS NOT NULL AND outcome = 'ok' AND block_tag = 'latest'
 ),
 seen AS (
     SELECT t_done, max(result_block) OVER (ORDER BY t_done ROWS UNBOUNDED PRECEDING)
@@ -255,6 +256,37 @@ seen AS (
 SELECT r.*, greatest(0, true_head(r.t_sent) - r.result_block) AS lag_blocks,
        coalesce(r.result_block < s.seen_max, false) AS backwards, s.seen_max
 FROM r ASOF LEFT JOIN seen s ON s.t_done < r.t_sent;
+
+-- name: tag_checks
+-- Every client answer for a block tag (`block_tag`: latest, safe, finalized). The tags
+-- trail one another (finalized <= safe <= latest, on every client: proxyd's consensus
+-- and the execution API's definitions) and none goes back, so an answer for a tag is
+-- `behind` when its block is lower than one answered for that tag or for a tag
+-- trailing it (`floor`, of tag `floor_tag`) by a request that completed before it was
+-- sent. latest below an earlier latest is head_checks' `backwards`, not counted here.
+CREATE OR REPLACE TABLE tag_checks AS
+WITH r AS (
+    SELECT worker, seq, method, transport, t_intended, t_sent, t_done, result_block,
+           block_tag
+    FROM requests WHERE result_block IS NOT NULL AND outcome = 'ok'
+                    AND block_tag IN ('latest', 'safe', 'finalized')
+),
+seen AS (
+    SELECT t_done,
+           max(CASE WHEN block_tag = 'finalized' THEN result_block END) OVER w AS finalized,
+           max(CASE WHEN block_tag = 'safe' THEN result_block END) OVER w AS safe
+    FROM r WINDOW w AS (ORDER BY t_done ROWS UNBOUNDED PRECEDING)
+),
+floors AS (
+    SELECT r.*,
+           CASE WHEN r.block_tag = 'finalized' THEN s.finalized
+                ELSE greatest(s.finalized, s.safe) END AS floor,
+           CASE WHEN r.block_tag <> 'finalized' AND s.safe IS NOT NULL
+                     AND (s.finalized IS NULL OR s.safe >= s.finalized) THEN 'safe'
+                WHEN s.finalized IS NOT NULL THEN 'finalized' END AS floor_tag
+    FROM r ASOF LEFT JOIN seen s ON s.t_done < r.t_sent
+)
+SELECT *, coalesce(result_block < floor, false) AS behind FROM floors;
 
 -- name: ws_checks
 -- Per subscription (worker, connection, subscription) of kind newHeads, each
@@ -803,6 +835,11 @@ SELECT max(lag_blocks) AS value FROM head_checks;
 -- Answers with a lower block than one already answered before they were sent.
 SELECT count(*) FILTER (WHERE backwards) AS value FROM head_checks;
 
+-- name: tags_behind
+-- Answers for a tag (safe, finalized; latest) below a block answered for it or for a
+-- tag trailing it before they were sent (see tag_checks).
+SELECT count(*) FILTER (WHERE behind) AS value FROM tag_checks;
+
 -- name: ws_gap_blocks
 SELECT coalesce(sum(gap_blocks), 0) AS value FROM ws_checks;
 
@@ -964,6 +1001,11 @@ ORDER BY coalesce(b.stop_ms, (f.t_to - f.t_from) / 1e6) DESC;
 SELECT worker, connection, subscription, block_number, gap_blocks,
        round((t_received - (SELECT t_start FROM run_window)) / 1e9, 3) AS at_s
 FROM ws_checks WHERE gap_blocks > 0 ORDER BY t_received;
+
+-- name: tags_behind.witnesses
+SELECT worker, seq, block_tag, round((t_intended - (SELECT t_start FROM run_window)) / 1e9, 3)
+           AS at_s, result_block, floor_tag, floor
+FROM tag_checks WHERE behind ORDER BY t_intended;
 
 -- name: heads_backwards.witnesses
 SELECT worker, seq, method, round((t_intended - (SELECT t_start FROM run_window)) / 1e9, 3)

@@ -42,6 +42,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "bytes_out": "INTEGER",
         "bytes_in": "INTEGER",
         "result_block": "BIGINT",
+        "block_tag": "VARCHAR",
     },
     "upstream": {
         "provider": "VARCHAR",

@@ -197,6 +197,16 @@ METRICS: dict[str, Metric] = {
             "answers lower than one already answered before they were sent",
         ),
         _m(
+            "tags_behind",
+            "counter",
+            "",
+            "SELECT t_intended AS t, CASE WHEN behind THEN 1 ELSE 0 END AS value, method,"
+            " transport, worker, seq, block_tag, result_block, floor_tag, floor FROM tag_checks",
+            ("method", "transport"),
+            "tag answers (safe, finalized, latest) below one answered for a tag trailing"
+            " them, or for themselves, before they were sent",
+        ),
+        _m(
             "upstream_latency",
             "trend",
             "ms",

@@ -55,6 +55,7 @@ KEY_METRICS = (
     "impact_max_ms",
     "head_lag_max_blocks",
     "heads_backwards",
+    "tags_behind",
     "ws_gap_blocks",
     "ws_duplicates",
     "ws_out_of_order",

@@ -91,7 +91,8 @@ def generate(run: Path, n_requests: int) -> None:
                      200 AS http_status, NULL AS rpc_code, NULL AS error,
                      60 AS bytes_out, 40 AS bytes_in,
                      CASE WHEN i % 2 = 0 THEN (i * {step}) // 1000000000 + 1000 END
-                       AS result_block
+                       AS result_block,
+                     CASE WHEN i % 2 = 0 THEN 'latest' END AS block_tag
               FROM range({w}, {n_requests}, {WORKERS}) r(i))
         """,
             run / "client" / f"requests.w{w}.csv",

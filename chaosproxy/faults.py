@@ -38,6 +38,7 @@ __all__ = [
     "CorruptParams",
     "FaultSpec",
     "HangParams",
+    "HeadLieParams",
     "HttpErrorParams",
     "LatencyParams",
     "MatchSpec",
@@ -74,6 +75,7 @@ KIND_ROLES: dict[str, Role] = {
     "refuse": "listener",
     "corrupt": "modify",
     "stale": "modify",
+    "head_lie": "modify",
     "ws_disconnect": "ws",
     "ws_drop": "ws",
     "ws_delay": "ws",
@@ -473,6 +475,38 @@ def _parse_stale(where: str, params: Mapping[str, Any]) -> StaleParams:
     return StaleParams(_int(f"{where}.lag_blocks", params["lag_blocks"], 1))
 
 
+HEAD_LIE_MODES = ("ahead", "zero", "tags")
+# ahead: far past any propagation lag, as a provider on another chain (or a testnet
+# fork) reports; tags: below mainnet's finalized depth (64), so the lowered safe and
+# finalized blocks land under the finalized one the provider answered before.
+_HEAD_LIE_BLOCKS = {"ahead": 1000, "tags": 100}
+
+
+@dataclass(frozen=True, slots=True)
+class HeadLieParams:
+    """`head_lie`: the provider misreports its head. ``ahead``: `eth_blockNumber` and
+    blocks answering a ``latest`` tag raised by `blocks`; ``zero``: head ``0x0`` and
+    ``latest`` answered with the genesis block; ``tags``: ``safe`` and ``finalized``
+    answered with the block `blocks` below the last head seen (they regress, and safe
+    drops under the finalized block answered before)."""
+
+    mode: str
+    blocks: int
+
+
+def _parse_head_lie(where: str, params: Mapping[str, Any]) -> HeadLieParams:
+    _allowed(where, "head_lie", params, ("mode", "blocks"))
+    mode = params.get("mode")
+    if mode not in HEAD_LIE_MODES:
+        raise ConfigError(f"{where}.mode must be one of {list(HEAD_LIE_MODES)}, got {mode!r}")
+    if mode == "zero":
+        if "blocks" in params:
+            raise ConfigError(f"{where}.blocks does not apply to mode 'zero'")
+        return HeadLieParams(mode, 0)
+    blocks = _int(f"{where}.blocks", params.get("blocks", _HEAD_LIE_BLOCKS[mode]), 1)
+    return HeadLieParams(mode, blocks)
+
+
 @dataclass(frozen=True, slots=True)
 class WsDisconnectParams:
     """`ws_disconnect`: close the provider's WebSockets. `code` None: abnormal closure
@@ -569,6 +603,7 @@ PARAM_PARSERS: dict[str, Callable[[str, Mapping[str, Any]], Any]] = {
     "blackhole": _parse_hang("blackhole"),
     "corrupt": _parse_corrupt,
     "stale": _parse_stale,
+    "head_lie": _parse_head_lie,
     "ws_disconnect": _parse_ws_disconnect,
     "ws_drop": _parse_ws_every("ws_drop"),
     "ws_delay": _parse_ws_every("ws_delay"),

@@ -16,11 +16,13 @@ from chaosproxy.exchange import RequestInfo
 __all__ = [
     "corrupt",
     "error_object",
+    "head_lie_response",
     "notification_facts",
     "rpc_error_body",
     "rpc_error_merge",
     "stale_request",
     "stale_response",
+    "tag_request",
     "ws_close_frame",
 ]
 
@@ -100,39 +102,47 @@ def corrupt(body: bytes, mode: str) -> bytes:
     return _dumps(doc)
 
 
-def _rewrite_tags(value: Any, tag: str) -> tuple[Any, bool]:
-    if value == "latest":
-        return tag, True
+def _rewrite_tags(value: Any, replace: dict[str, str]) -> tuple[Any, bool]:
+    if isinstance(value, str) and value in replace:
+        return replace[value], True
     if isinstance(value, dict):
         changed = False
         out = {}
         for k, v in value.items():
-            if k in ("fromBlock", "toBlock", "blockNumber") and v == "latest":
-                out[k], changed = tag, True
+            if k in ("fromBlock", "toBlock", "blockNumber") and isinstance(v, str) and v in replace:
+                out[k], changed = replace[v], True
             else:
                 out[k] = v
         return out, changed
     return value, False
 
 
-def stale_request(body: bytes, head: int | None, lag: int) -> bytes | None:
-    """The request with every ``"latest"`` block tag (also `fromBlock` / `toBlock` of a
-    filter) replaced by ``head - lag``; None when nothing changed or the head is unknown."""
-    if head is None or b'"latest"' not in body:
+def tag_request(body: bytes, replace: dict[str, str]) -> bytes | None:
+    """The request with every block tag named in `replace` (a parameter, or `fromBlock`
+    / `toBlock` / `blockNumber` of an object parameter) replaced by its block; None
+    when nothing changed."""
+    if not any(f'"{tag}"'.encode() in body for tag in replace):
         return None
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return None
-    tag = hex(max(0, head - lag))
     changed = False
     for e in doc if isinstance(doc, list) else [doc]:
         params = e.get("params") if isinstance(e, dict) else None
         if isinstance(params, list):
             for i, p in enumerate(params):
-                params[i], c = _rewrite_tags(p, tag)
+                params[i], c = _rewrite_tags(p, replace)
                 changed |= c
     return _dumps(doc) if changed else None
+
+
+def stale_request(body: bytes, head: int | None, lag: int) -> bytes | None:
+    """The request with every ``"latest"`` block tag (also `fromBlock` / `toBlock` of a
+    filter) replaced by ``head - lag``; None when nothing changed or the head is unknown."""
+    if head is None:
+        return None
+    return tag_request(body, {"latest": hex(max(0, head - lag))})
 
 
 def stale_response(
@@ -166,6 +176,74 @@ def stale_response(
     if head is None:
         return None, None
     return _dumps(doc), head
+
+
+def _hex_int(value: Any) -> int | None:
+    if isinstance(value, str) and value.startswith("0x"):
+        try:
+            return int(value, 16)
+        except ValueError:
+            return None
+    return None
+
+
+def _asks_head(call: Any) -> bool:
+    """Whether a request object asks for the head: `eth_blockNumber`, or a block by the
+    ``latest`` (or ``pending``) tag."""
+    if not isinstance(call, dict):
+        return False
+    method, params = call.get("method"), call.get("params")
+    if method == "eth_blockNumber":
+        return True
+    return (
+        method == "eth_getBlockByNumber"
+        and isinstance(params, list)
+        and bool(params)
+        and params[0] in ("latest", "pending")
+    )
+
+
+def head_lie_response(
+    request: bytes, body: bytes, mode: str, blocks: int
+) -> tuple[bytes | None, int | None]:
+    """The answer with every head in it misreported by a `head_lie` of `mode` (see
+    `chaosproxy.faults.HeadLieParams`), and the true head seen (the highest); (None,
+    head) when nothing changed. A head is an `eth_blockNumber` result or the number of a
+    block asked by ``latest``; batch answers are matched to their calls by id. ``ahead``
+    raises each by `blocks`, ``zero`` answers 0 for `eth_blockNumber` (its ``latest``
+    blocks were asked as block 0), ``tags`` only learns the head."""
+    if b"eth_blockNumber" not in request and b"eth_getBlockByNumber" not in request:
+        return None, None
+    try:
+        calls, doc = json.loads(request), json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None, None
+    if isinstance(calls, list) != isinstance(doc, list):
+        return None, None
+    if isinstance(calls, list):
+        asked = {json.dumps(c.get("id")): c for c in calls if isinstance(c, dict)}
+        pairs = [(asked.get(json.dumps(e.get("id"))), e) for e in doc if isinstance(e, dict)]
+    else:
+        pairs = [(calls, doc)] if isinstance(doc, dict) else []
+    head, changed = None, False
+    for call, answer in pairs:
+        if not _asks_head(call) or not isinstance(answer, dict):
+            continue
+        result = answer.get("result")
+        block = result.get("number") if isinstance(result, dict) else result
+        n = _hex_int(block)
+        if n is None:
+            continue
+        head = n if head is None else max(head, n)
+        if mode == "tags" or (mode == "zero" and isinstance(result, dict)):
+            continue
+        lied = hex(n + blocks) if mode == "ahead" else "0x0"
+        if isinstance(result, dict):
+            result["number"] = lied
+        else:
+            answer["result"] = lied
+        changed = True
+    return (_dumps(doc) if changed else None), head
 
 
 def notification_facts(content: bytes) -> tuple[str | None, int | None] | None:

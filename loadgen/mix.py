@@ -1,9 +1,9 @@
 """Request mixes: which JSON-RPC call comes next. Pure, seeded, no I/O.
 
 A mix is weighted methods, each with a parameter generator that looks like what dapps
-send: tip-of-chain reads, historical blocks, balances across an address space,
-`eth_call` to a token contract, `eth_getLogs` over a block range, receipts of
-transactions seen on chain. Generators read `ChainView`, what the worker has learned
+send: tip-of-chain reads, safe and finalized blocks, historical blocks, balances across
+an address space, `eth_call` to a token contract, `eth_getLogs` over a block range,
+receipts of transactions seen on chain. Generators read `ChainView`, what the worker has learned
 from answers so far (the newest head seen, recent transaction hashes), so historical
 reads stay within the chain and receipts name real transactions.
 
@@ -87,6 +87,14 @@ def _tip_block(rng: random.Random, view: ChainView, tag: str) -> list:
     return ["latest", False]
 
 
+def _safe_block(rng: random.Random, view: ChainView, tag: str) -> list:
+    return ["safe", False]
+
+
+def _finalized_block(rng: random.Random, view: ChainView, tag: str) -> list:
+    return ["finalized", False]
+
+
 def _historical_block(rng: random.Random, view: ChainView, tag: str) -> list:
     if view.head is None:
         return ["latest", False]
@@ -137,6 +145,9 @@ METHODS: dict[str, Generator] = {
     "eth_getBalance": _get_balance,
     "eth_getBlockByNumber": _tip_block,
     "eth_getBlockByNumber:historical": _historical_block,
+    # Tags that trail the head (wallets and indexers ask for them to wait out reorgs).
+    "eth_getBlockByNumber:safe": _safe_block,
+    "eth_getBlockByNumber:finalized": _finalized_block,
     "eth_call": _eth_call,
     "eth_getLogs": _get_logs,
     "eth_getTransactionReceipt": _receipt,

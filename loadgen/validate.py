@@ -12,8 +12,10 @@ A `null` result where the chain has a value (a head, a balance, the chain id, an
 errors as null must look neither like a success nor like an ordinary error.
 
 Every answer that implies a block number (a head, a block, a receipt's block) reports
-it as `result_block` (only a number in [0, 2**63): the column is a BIGINT), so
-analysis can see heads going backwards.
+it as `result_block` (only a number in [0, 2**63): the column is a BIGINT), and one
+that answers for a block tag (`eth_blockNumber` and a `latest` block: `latest`; a
+`safe` or `finalized` block) names it as `block_tag`, so analysis can see heads and
+tags going backwards or out of order.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["DEFAULT_MAX_LAG_BLOCKS", "Judgement", "Truth", "judge", "judge_batch"]
+__all__ = ["DEFAULT_MAX_LAG_BLOCKS", "Judgement", "Truth", "block_tag", "judge", "judge_batch"]
 
 _QUANTITY = re.compile(r"0x(0|[1-9a-f][0-9a-f]*)\Z")
 _HASH = re.compile(r"0x[0-9a-f]{64}\Z")
@@ -84,6 +86,7 @@ class Judgement:
     error: str | None = None
     result_block: int | None = None
     result: object = None  # the result of an ok answer (the mix learns from it)
+    block_tag: str | None = None  # the tag result_block answers for (see block_tag)
 
 
 # Not frozen: a frozen dataclass costs 4x as much to build, and one is built per
@@ -209,9 +212,10 @@ def _check_gas_price(result: object, ctx: _Context) -> str | None:
 def _check_block(result: object, ctx: _Context) -> str | None:
     asked = ctx.params[0] if ctx.params else None
     if result is None:
-        # A node answers null for a block it does not have yet; "latest" always exists,
-        # and so does a block the truth says is older than the allowed lag.
-        if asked == "latest" or asked == "earliest":
+        # A node answers null for a block it does not have yet; the tagged blocks always
+        # exist (a node without safe/finalized blocks answers an error, not null), and
+        # so does a block the truth says is older than the allowed lag.
+        if asked in ("latest", "earliest", "safe", "finalized"):
             return f"{NULL_RESULT} (the {asked} block)"
         if ctx.truth and isinstance(asked, str) and _QUANTITY.match(asked):
             if int(asked, 16) <= ctx.truth.head_at(ctx.t_sent_ns) - ctx.max_lag:
@@ -371,6 +375,20 @@ def _implied_block(method: str, result: object) -> int | None:
     return n if 0 <= n < _BLOCK_LIMIT else None
 
 
+_TAG_OF = {"latest": "latest", "pending": "latest", "safe": "safe", "finalized": "finalized"}
+
+
+def block_tag(method: str, params: Sequence) -> str | None:
+    """The block tag an answer of `method` reports the block of: `latest` for
+    `eth_blockNumber` and a block asked by `latest` (or `pending`), `safe` or `finalized`
+    for those tags; None for a block asked by number or hash and for other methods."""
+    if method == "eth_blockNumber":
+        return "latest"
+    if method == "eth_getBlockByNumber" and params and isinstance(params[0], str):
+        return _TAG_OF.get(params[0])
+    return None
+
+
 def _rpc_code(error: object) -> int | None:
     code = error.get("code") if isinstance(error, dict) else None
     return code if isinstance(code, int) and not isinstance(code, bool) else None
@@ -403,9 +421,11 @@ def _judge_object(method: str, expected_id: object, doc: object, ctx: _Context) 
         # looks for heads going backwards, wrong ones included.
         shape_ok = ctx.truth is not None and check(result, _shape_only(ctx)) is None
         block = _implied_block(method, result) if shape_ok else None
-        return Judgement("invalid", None, problem, block)
+        tag = block_tag(method, ctx.params) if block is not None else None
+        return Judgement("invalid", None, problem, block, block_tag=tag)
     block = _implied_block(method, result)
-    return Judgement("ok", result_block=block, result=result)
+    tag = block_tag(method, ctx.params) if block is not None else None
+    return Judgement("ok", result_block=block, result=result, block_tag=tag)
 
 
 def _http_error(status: int, doc: object) -> Judgement:
@@ -509,10 +529,14 @@ def judge_batch(
         worst = next((i for i, j in enumerate(judgements) if j.outcome == "rpc_error"), None)
     blocks = [j.result_block for j in judgements if j.result_block is not None]
     top = max(blocks) if blocks else None
+    # The batch answers for a tag only when every call that implies a block asked for
+    # that one tag: its highest block is then that tag's.
+    tags = {j.block_tag for j in judgements if j.result_block is not None}
+    tag = tags.pop() if len(tags) == 1 else None
     if worst is not None:
         j = judgements[worst]
         error = (
             j.error if j.outcome == "rpc_error" else f"call {worst} ({calls[worst][0]}): {j.error}"
         )
-        return Judgement(j.outcome, j.rpc_code, error, top), judgements
-    return Judgement("ok", result_block=top), judgements
+        return Judgement(j.outcome, j.rpc_code, error, top, block_tag=tag), judgements
+    return Judgement("ok", result_block=top, block_tag=tag), judgements

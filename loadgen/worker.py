@@ -329,7 +329,7 @@ async def run_worker(
         (`exc`), or timed out (`timed_out`: "deadline", or "drain" when the end of the
         drain cut it off). Both engines end every call here."""
         seq, calls, tag, bytes_out, triples, t_intended = job
-        rpc_code = result_block = None
+        rpc_code = result_block = tag_of_block = None
         bytes_in = 0
         error = None
         if timed_out is not None:
@@ -368,6 +368,7 @@ async def run_worker(
                     if one.outcome == "ok":
                         mix.view.observe(method, one.result)
             outcome, rpc_code, error, result_block = j.outcome, j.rpc_code, j.error, j.result_block
+            tag_of_block = j.block_tag
         summary.in_flight -= 1
         method = calls.method if isinstance(calls, Call) else "batch"
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
@@ -391,6 +392,7 @@ async def run_worker(
                 bytes_out,
                 bytes_in,
                 result_block,
+                tag_of_block,
             )
         )
 

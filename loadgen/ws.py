@@ -339,6 +339,7 @@ class _Client:
                     max_lag_blocks=self.config.max_lag_blocks,
                 )
                 outcome, code, error, block = j.outcome, j.rpc_code, j.error, j.result_block
+                tag_of_block = j.block_tag
             else:
                 outcome, code, error, block = (
                     "timeout",
@@ -346,6 +347,7 @@ class _Client:
                     f"no reply within {self.config.timeout_s} s",
                     None,
                 )
+                tag_of_block = None
             self.requests.append(
                 (
                     self.config.worker,
@@ -364,6 +366,7 @@ class _Client:
                     len(body),
                     len(raw),
                     block,
+                    tag_of_block,
                 )
             )
         return status, raw, t_done

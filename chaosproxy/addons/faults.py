@@ -22,10 +22,12 @@ from chaosproxy.faults import HttpErrorParams
 from chaosproxy.rewrite import (
     corrupt,
     error_object,
+    head_lie_response,
     rpc_error_body,
     rpc_error_merge,
     stale_request,
     stale_response,
+    tag_request,
 )
 from chaosproxy.schedule import FaultRuntime
 
@@ -91,7 +93,7 @@ async def _withhold(flow: http.HTTPFlow, st: FlowState, close_after_s: float | N
 
 class HttpFaults:
     """Applies `latency`, `http_error`, `rpc_error`, `rate_limit`, `reset`, `hang`,
-    `blackhole`, `corrupt` and `stale` to HTTP exchanges."""
+    `blackhole`, `corrupt`, `stale` and `head_lie` to HTTP exchanges."""
 
     def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         st: FlowState | None = flow.metadata.get(KEY)
@@ -123,8 +125,8 @@ class HttpFaults:
         assert sel is not None
         rt = sel.outcome
         if rt is None:
-            if sel.modify is not None and sel.modify.spec.kind == "stale":
-                self._stale_request(flow, st, sel.modify)
+            if sel.modify is not None and sel.modify.spec.kind in ("stale", "head_lie"):
+                self._tag_request(flow, st, sel.modify)
             return None
         kind = rt.spec.kind
         p = rt.spec.params
@@ -168,10 +170,18 @@ class HttpFaults:
             st.applied_faults.append(rt)  # withheld in the response hook
         return None
 
-    def _stale_request(self, flow: http.HTTPFlow, st: FlowState, rt: FaultRuntime) -> None:
-        body = stale_request(
-            flow.request.raw_content or b"", rt.extra.get("head"), rt.spec.params.lag_blocks
-        )
+    def _tag_request(self, flow: http.HTTPFlow, st: FlowState, rt: FaultRuntime) -> None:
+        """The request's block tags rewritten by a `stale` or `head_lie` fault."""
+        raw, p, head = flow.request.raw_content or b"", rt.spec.params, rt.extra.get("head")
+        if rt.spec.kind == "stale":
+            body = stale_request(raw, head, p.lag_blocks)
+        elif p.mode == "zero":
+            body = tag_request(raw, {"latest": "0x0", "pending": "0x0"})
+        elif p.mode == "tags" and head is not None:
+            lowered = hex(max(0, head - p.blocks))
+            body = tag_request(raw, {"safe": lowered, "finalized": lowered})
+        else:
+            body = None
         if body is not None:
             flow.request.content = body
             st.applied_faults.append(rt)
@@ -218,7 +228,11 @@ class HttpFaults:
             response.content = corrupt(body, rt.spec.params.mode)
             st.applied_faults.append(rt)
             return
-        new, head = stale_response(body, st.info(flow).methods, rt.spec.params.lag_blocks)
+        p = rt.spec.params
+        if rt.spec.kind == "stale":
+            new, head = stale_response(body, st.info(flow).methods, p.lag_blocks)
+        else:
+            new, head = head_lie_response(flow.request.raw_content or b"", body, p.mode, p.blocks)
         if head is not None:
             rt.extra["head"] = max(head, rt.extra.get("head") or 0)
         if new is not None:

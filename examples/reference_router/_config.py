@@ -91,10 +91,16 @@ class UpstreamConfig:
 @dataclass(frozen=True, slots=True)
 class HeadSettings:
     """Head tracking: route away from upstreams more than ``max_lag_blocks`` behind the
-    best head; poll every upstream's ``eth_blockNumber`` every ``poll_interval_s``."""
+    best head or ``max_ahead_blocks`` past it; poll every upstream's ``eth_blockNumber``
+    every ``poll_interval_s``. ``consensus``: the best head is the highest half of the
+    upstreams reached (off: the highest any reported); ``tags``: no safe or finalized
+    block below one already answered (off: served as they come). See ``_heads``."""
 
     max_lag_blocks: int = 5
     poll_interval_s: float = 1.0
+    max_ahead_blocks: int = 5
+    consensus: bool = True
+    tags: bool = True
 
 
 @dataclass(frozen=True, slots=True)

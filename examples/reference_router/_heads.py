@@ -1,74 +1,159 @@
-"""Head tracking: what each upstream's head is, and a floor under eth_blockNumber. Pure.
+"""Head tracking: what each upstream's head is, and floors under what clients are told. Pure.
 
-The router learns heads from ``eth_blockNumber`` answers and from polling each upstream.
-An upstream more than ``max_lag_blocks`` behind the best known head is *lagging* (the
-router routes away from it), and no ``eth_blockNumber`` answer goes below the highest one
-already given: a client that saw block 100 never sees 99 after it, whichever upstream
-answered (answers are raised to the floor, which is a head some upstream really had).
+The router learns heads from head answers (``eth_blockNumber``, a block asked by
+``latest``) and from polling each upstream. The best head is the highest one at least
+half of the upstreams that reported lately (rounded up) have reached: proxyd's
+consensus, so one upstream on another chain or misreporting far ahead cannot drag the
+others behind it, while one that stopped answering (its last head going stale) has no
+say. An upstream more than ``max_lag_blocks`` behind the best head is *lagging*, one
+more than ``max_ahead_blocks`` past it is *ahead*; the router routes away from both,
+and an answer from an upstream that is ahead is not served.
+
+Floors: no head answer goes below the highest one already given (an ``eth_blockNumber``
+is raised to it, a head some upstream really had; a ``latest`` block below it is not
+served), and no ``safe`` or ``finalized`` block goes below one already given for it or
+for a tag trailing it (finalized <= safe <= latest).
 """
 
 from __future__ import annotations
 
 import json
 
-__all__ = ["HeadTracker", "block_number_of", "is_block_number_request", "with_block_number"]
+__all__ = ["HeadTracker", "asked_tag", "block_of", "with_block_number"]
+
+# The tags a block request may name, as the tag whose floor it answers for.
+_TAGS = {"latest": "latest", "pending": "latest", "safe": "safe", "finalized": "finalized"}
 
 
 class HeadTracker:
-    """Heads of ``count`` upstreams (by index) and the highest head answered so far."""
+    """Heads of ``count`` upstreams (by index) and the highest blocks answered so far.
 
-    __slots__ = ("answered", "heads", "max_lag_blocks")
+    ``consensus`` False: the best head is the highest any upstream reported (one
+    misreporting far ahead then makes every other one look behind); ``tags`` False: no
+    floor under ``safe`` and ``finalized`` answers.
+    """
 
-    def __init__(self, count: int, max_lag_blocks: int) -> None:
+    __slots__ = (
+        "answered",
+        "consensus",
+        "fresh_s",
+        "heads",
+        "max_ahead_blocks",
+        "max_lag_blocks",
+        "seen",
+        "tags",
+    )
+
+    def __init__(
+        self,
+        count: int,
+        max_lag_blocks: int,
+        *,
+        max_ahead_blocks: int = 5,
+        consensus: bool = True,
+        tags: bool = True,
+        fresh_s: float = 3.0,
+    ) -> None:
         if max_lag_blocks < 0:
             raise ValueError(f"max_lag_blocks must be >= 0, got {max_lag_blocks}")
+        if max_ahead_blocks < 0:
+            raise ValueError(f"max_ahead_blocks must be >= 0, got {max_ahead_blocks}")
         self.heads: list[int | None] = [None] * count
+        # When each head was reported: the consensus counts those of the last fresh_s.
+        self.seen = [0.0] * count
+        self.fresh_s = fresh_s
         self.max_lag_blocks = max_lag_blocks
+        self.max_ahead_blocks = max_ahead_blocks
+        self.consensus = consensus
+        self.tags: dict[str, int] | None = {"safe": -1, "finalized": -1} if tags else None
         self.answered = -1
 
-    def observe(self, index: int, block: int) -> None:
-        """Upstream ``index`` reported ``block`` as its head (heads only move forward:
-        a lower report after a higher one is that provider falling back, and counts)."""
+    def observe(self, index: int, block: int, now: float) -> None:
+        """Upstream ``index`` reported ``block`` as its head at ``now`` (a lower report
+        after a higher one is that provider falling back, and counts)."""
         self.heads[index] = block
+        self.seen[index] = now
 
-    def best(self) -> int | None:
-        known = [h for h in self.heads if h is not None]
-        return max(known) if known else None
+    def best(self, now: float) -> int | None:
+        if not self.consensus:
+            known = [h for h in self.heads if h is not None]
+            return max(known) if known else None
+        since = now - self.fresh_s
+        fresh = sorted(
+            (h for h, t in zip(self.heads, self.seen, strict=True) if h is not None and t >= since),
+            reverse=True,
+        )
+        return fresh[(len(fresh) + 1) // 2 - 1] if fresh else None
 
-    def lag(self, index: int) -> int | None:
-        """Blocks upstream ``index`` is behind the best known head; None when unknown."""
-        head, best = self.heads[index], self.best()
+    def lag(self, index: int, now: float) -> int | None:
+        """Blocks upstream ``index`` is behind the best head (negative: ahead of it);
+        None when unknown."""
+        head, best = self.heads[index], self.best(now)
         return None if head is None or best is None else best - head
 
-    def lagging(self, index: int) -> bool:
-        lag = self.lag(index)
+    def lagging(self, index: int, now: float) -> bool:
+        lag = self.lag(index, now)
         return lag is not None and lag > self.max_lag_blocks
 
+    def ahead(self, index: int, now: float) -> bool:
+        lag = self.lag(index, now)
+        return lag is not None and -lag > self.max_ahead_blocks
+
     def floor(self, block: int) -> int:
-        """The block to answer: ``block``, or the highest already answered if that is higher."""
+        """The head to answer: ``block``, or the highest already answered if that is higher."""
         if block > self.answered:
             self.answered = block
         return self.answered
 
+    def tag_floor(self, tag: str) -> int:
+        """The lowest block a ``tag`` answer may give: the highest already given for it
+        or for a tag trailing it (-1: none yet; with tag floors off, only ``latest`` has
+        one, the head answered)."""
+        tags = self.tags
+        if tags is None:
+            return self.answered if tag == "latest" else -1
+        if tag == "finalized":
+            return tags["finalized"]
+        trailing = max(tags["safe"], tags["finalized"])
+        return trailing if tag == "safe" else max(trailing, self.answered)
 
-def is_block_number_request(body: bytes) -> bool:
-    """Whether ``body`` is a single ``eth_blockNumber`` call (batches pass through as they are)."""
-    if b"eth_blockNumber" not in body:
-        return False
+    def answer_tag(self, tag: str, block: int) -> None:
+        """A ``safe`` or ``finalized`` block was given to a client."""
+        if self.tags is not None and block > self.tags[tag]:
+            self.tags[tag] = block
+
+
+def asked_tag(body: bytes) -> tuple[str, str] | None:
+    """(method, tag) of a single call asking for a tagged block: ``eth_blockNumber``
+    (tag ``latest``), or ``eth_getBlockByNumber`` by ``latest``, ``pending``, ``safe``
+    or ``finalized``; None for anything else (batches pass through as they are)."""
+    if b"eth_blockNumber" not in body and b"eth_getBlockByNumber" not in body:
+        return None
     try:
         request = json.loads(body)
     except ValueError:
-        return False
-    return isinstance(request, dict) and request.get("method") == "eth_blockNumber"
+        return None
+    if not isinstance(request, dict):
+        return None
+    method, params = request.get("method"), request.get("params")
+    if method == "eth_blockNumber":
+        return method, "latest"
+    if method == "eth_getBlockByNumber" and isinstance(params, list) and params:
+        tag = _TAGS.get(params[0]) if isinstance(params[0], str) else None
+        return (method, tag) if tag else None
+    return None
 
 
-def block_number_of(body: bytes) -> int | None:
-    """The block number in an ``eth_blockNumber`` answer, or None when it is not one."""
+def block_of(body: bytes) -> int | None:
+    """The block number in an ``eth_blockNumber`` answer or of the block in an
+    ``eth_getBlockByNumber`` answer; None when it carries none (an error, null)."""
     try:
         answer = json.loads(body)
     except ValueError:
         return None
     result = answer.get("result") if isinstance(answer, dict) else None
+    if isinstance(result, dict):
+        result = result.get("number")
     if not isinstance(result, str) or not result.startswith("0x"):
         return None
     try:

@@ -21,7 +21,7 @@ import trio
 
 from ._breaker import BREAKER_STATE_VALUES, CircuitBreaker
 from ._config import RouterConfig
-from ._heads import HeadTracker, block_number_of, is_block_number_request, with_block_number
+from ._heads import HeadTracker, asked_tag, block_of, with_block_number
 from ._metrics import Registry
 from ._policy import AttemptResult, UpstreamFailure, UpstreamResponse, classify
 from ._ratelimit import rate_limit_of
@@ -169,7 +169,19 @@ class Router:
         self.breakers = tuple(CircuitBreaker(settings) for _ in range(n)) if settings else None
         self.limited_until = [0.0] * n
         heads = config.head_tracking
-        self.heads = HeadTracker(n, heads.max_lag_blocks) if heads else None
+        self.heads = (
+            HeadTracker(
+                n,
+                heads.max_lag_blocks,
+                max_ahead_blocks=heads.max_ahead_blocks,
+                consensus=heads.consensus,
+                tags=heads.tags,
+                # Three polls missed: the upstream stopped answering, its head has no say.
+                fresh_s=3 * heads.poll_interval_s,
+            )
+            if heads
+            else None
+        )
         # When each upstream last told us its head in an answer: no poll needed before
         # poll_interval_s has passed since then.
         self._heard = [-math.inf] * n
@@ -239,7 +251,8 @@ class Router:
         """The upstreams to try for the next request, in order.
 
         The strategy's order, minus upstreams whose breaker is open; upstreams demoted for
-        a rate limit or lagging behind the head go after the others, as a last resort.
+        a rate limit or lagging behind (or ahead of) the best head go after the others,
+        as a last resort.
         """
         order = self._selector.plan(self.latency.values)
         breakers, heads, limited = self.breakers, self.heads, self.limited_until
@@ -249,7 +262,7 @@ class Router:
             if breakers is not None and not breakers[index].available(now):
                 continue
             demoted = (self._config.rate_limit is not None and limited[index] > now) or (
-                heads is not None and heads.lagging(index)
+                heads is not None and (heads.lagging(index, now) or heads.ahead(index, now))
             )
             (last if demoted else first).append(index)
         return first + last
@@ -356,8 +369,13 @@ class Router:
                 raise
             retriable = self._judge(index, result, now, clock())
             if isinstance(result, UpstreamResponse) and (not retriable or not config.failover):
-                self.requests.inc("ok" if not retriable else "upstream_error")
-                return self._reply(index, body, result)
+                reply, untrue = self._reply(index, body, result)
+                if untrue is None or not config.failover:
+                    self.requests.inc("ok" if not retriable else "upstream_error")
+                    return reply
+                self.attempts.inc(self.names[index], "bad_head")
+                failure = f"upstream {self.names[index]} failed: {untrue}"
+                continue
             reason = classify(result).reason or f"HTTP {getattr(result, 'status', '?')} rate limit"
             failure = f"upstream {self.names[index]} failed: {reason}"
         self.requests.inc("failed")
@@ -365,19 +383,43 @@ class Router:
             failure = "no upstream available: the half-open probes are taken"
         return Reply(FAILURE_STATUS, JSON_CONTENT_TYPE, failure_body(body, failure))
 
-    def _reply(self, index: int, request: bytes, result: UpstreamResponse) -> Reply:
+    def _reply(
+        self, index: int, request: bytes, result: UpstreamResponse
+    ) -> tuple[Reply, str | None]:
+        """The reply to give for an upstream's answer, and why it must not be given
+        (None: it may): a head from an upstream ahead of the others, a ``latest``,
+        ``safe`` or ``finalized`` block below one already answered (see _heads)."""
         content_type = result.content_type or JSON_CONTENT_TYPE
+        plain = Reply(result.status, content_type, result.body)
         heads = self.heads
-        if heads is None or result.status != 200 or not is_block_number_request(request):
-            return Reply(result.status, content_type, result.body)
-        block = block_number_of(result.body)
+        asked = asked_tag(request) if heads is not None and result.status == 200 else None
+        if asked is None:
+            return plain, None
+        assert heads is not None
+        block = block_of(result.body)
         if block is None:
-            return Reply(result.status, content_type, result.body)
-        heads.observe(index, block)
-        self._heard[index] = self._clock()
-        floor = heads.floor(block)
-        body = result.body if floor == block else with_block_number(result.body, floor)
-        return Reply(result.status, content_type, body)
+            return plain, None
+        method, tag = asked
+        if tag != "latest":
+            floor = heads.tag_floor(tag)
+            if block < floor:
+                return plain, f"{tag} block {block} is below {floor}, already answered"
+            heads.answer_tag(tag, block)
+            return plain, None
+        now = self._clock()
+        heads.observe(index, block, now)
+        self._heard[index] = now
+        if heads.ahead(index, now):
+            return plain, f"head {block} is ahead of the others' ({heads.best(now)})"
+        if method == "eth_blockNumber":
+            floor = heads.floor(block)
+            body = result.body if floor == block else with_block_number(result.body, floor)
+            return Reply(result.status, content_type, body), None
+        floor = heads.tag_floor("latest")
+        if block < floor:
+            return plain, f"latest block {block} is below {floor}, already answered"
+        heads.floor(block)
+        return plain, None
 
     # -----------------------------------------------------------------------------------
     # Head polling and internal calls
@@ -414,9 +456,9 @@ class Router:
         }
         result = await self._attempt(index, body, headers, self._config.attempt_timeout_s)
         if isinstance(result, UpstreamResponse) and result.status == 200:
-            block = block_number_of(result.body)
+            block = block_of(result.body)
             if block is not None and self.heads is not None:
-                self.heads.observe(index, block)
+                self.heads.observe(index, block, self._clock())
                 # A poll is a small request: its latency keeps `fastest` up to date even
                 # for upstreams no client request went to lately.
                 self.latency.observe(index, self._clock() - started)

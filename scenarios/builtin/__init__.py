@@ -34,6 +34,7 @@ MODULES = (
     "rate_limited_provider",
     "ws_continuity",
     "stale_head",
+    "lying_head",
     "total_outage",
     "concurrent_load",
     "long_running_stability",

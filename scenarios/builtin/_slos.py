@@ -44,6 +44,12 @@ INVARIANTS: dict[str, dict[str, str]] = {
         "slo": "heads_backwards: count == 0",
         "description": "no client got a head lower than one answered before it asked",
     },
+    "tags_monotonic": {
+        "slo": "tags_behind: count == 0",
+        "description": "no client got a safe or finalized block lower than one answered"
+        " before it asked, nor a block for a tag below one answered for a tag trailing it"
+        " (finalized <= safe <= latest)",
+    },
     "no_retry_after_breach": {
         "slo": "retry_after_breach_count == 0",
         "description": "no call was sent to a rate-limited provider within the Retry-After"

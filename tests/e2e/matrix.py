@@ -61,6 +61,9 @@ CANNOT_RUN = {
 # pass-through proxies read no JSON-RPC: they track no heads, read no Retry-After, pass
 # on an error inside an HTTP 200 and tie each client's WebSocket to one upstream's.
 _NO_HEADS = ("heads_monotonic",)
+# No consensus on the head and no floor under safe/finalized: a head 1,000 blocks ahead
+# (or a genesis block as `latest`) goes to clients as an answer, and tags go back.
+_NO_HEAD_CONSENSUS = ("no_wrong_answer", "tags_monotonic")
 _NO_BODY_LIMITS = ("no_unrescued_failure",)
 _PASS_THROUGH_WS = ("ws_every_block", "upstream_move_away")
 FINDINGS = {
@@ -76,6 +79,25 @@ FINDINGS = {
     ("haproxy", "stale_head"): (
         _NO_HEADS,
         "HAProxy tracks no heads: round robin hands out A's lagging head after B's",
+    ),
+    ("node", "lying_head"): (
+        _NO_HEAD_CONSENSUS,
+        "node_roundrobin reads no JSON-RPC: A's head from 1,000 blocks ahead, its genesis"
+        " block as `latest` and its safe/finalized blocks going back reach the clients",
+    ),
+    ("nginx", "lying_head"): (
+        _NO_HEAD_CONSENSUS,
+        "nginx reads no JSON-RPC: round robin hands out A's lying heads and tags",
+    ),
+    ("haproxy", "lying_head"): (
+        _NO_HEAD_CONSENSUS,
+        "HAProxy reads no JSON-RPC: round robin hands out A's lying heads and tags",
+    ),
+    ("aio", "lying_head"): (
+        _NO_HEAD_CONSENSUS,
+        "aio_priority takes the highest head any upstream reports as the best (A's,"
+        " 1,000 blocks ahead: B and C look lagging, A serves) and keeps no floor under"
+        " safe and finalized blocks",
     ),
     ("node", "rate_limited_provider"): (
         _NO_BODY_LIMITS,

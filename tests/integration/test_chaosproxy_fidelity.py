@@ -339,6 +339,31 @@ def test_stale_lowers_the_head_and_rewrites_latest_to_it(proxy):
     assert call(proxy, "stale", body).json()["result"]["params"] == ["0x1", hex(HEAD - 5)]
 
 
+def _block(tag: str) -> dict:
+    return {"jsonrpc": "2.0", "id": 4, "method": "eth_getBlockByNumber", "params": [tag, False]}
+
+
+def test_head_lie_ahead_reports_a_head_far_past_the_upstreams(proxy):
+    proxy.apply(fault("lie-ahead", "head_lie", params={"mode": "ahead", "blocks": 1000}))
+    assert call(proxy, "lie-ahead").json()["result"] == hex(HEAD + 1000)
+
+
+def test_head_lie_zero_answers_head_zero_and_asks_the_genesis_block_for_latest(proxy):
+    proxy.apply(fault("lie-zero", "head_lie", params={"mode": "zero"}))
+    assert call(proxy, "lie-zero").json()["result"] == "0x0"
+    assert call(proxy, "lie-zero", _block("latest")).json()["result"]["params"] == ["0x0", False]
+
+
+def test_head_lie_tags_asks_safe_and_finalized_blocks_below_the_head_seen(proxy):
+    proxy.apply(fault("lie-tags", "head_lie", params={"mode": "tags", "blocks": 100}))
+    # Before any head went by the fault has none to lie from: the tag passes as it is.
+    assert call(proxy, "lie-tags", _block("safe")).json()["result"]["params"] == ["safe", False]
+    assert call(proxy, "lie-tags").json()["result"] == hex(HEAD)  # the head, told truly
+    for tag in ("safe", "finalized"):
+        answer = call(proxy, "lie-tags", _block(tag)).json()
+        assert answer["result"]["params"] == [hex(HEAD - 100), False]
+
+
 def test_a_cleared_fault_stops_at_once(proxy):
     proxy.apply(fault("gone", "http_error"))
     assert call(proxy, "gone").status_code == 503

@@ -118,8 +118,10 @@ def test_faults_apply_on_schedule_and_are_recorded(tmp_path, upstream):
                     "fault_id": "a-reset",
                     "provider": "A",
                     "kind": "reset",
-                    "start_s": 0.5,
-                    "duration_s": 1.0,
+                    # Seconds apart, not tenths: each call below must land in its window
+                    # however slow a busy box makes the calls before it.
+                    "start_s": 3.0,
+                    "duration_s": 3.0,
                     "params": {},
                 },
                 {
@@ -166,7 +168,7 @@ def test_faults_apply_on_schedule_and_are_recorded(tmp_path, upstream):
         assert before.status_code == 200
         assert before.json() == {"jsonrpc": "2.0", "id": "bt-0-1", "result": "0x1"}
 
-        sleep_until(t0 + 800_000_000)
+        sleep_until(t0 + 3_500_000_000)
         with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
             rpc(url_a, "bt-0-2")
         with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
@@ -176,7 +178,7 @@ def test_faults_apply_on_schedule_and_are_recorded(tmp_path, upstream):
         assert other.status_code == 429
         assert other.json()["id"] == "bt-0-4"
 
-        sleep_until(t0 + 1_700_000_000)
+        sleep_until(t0 + 6_500_000_000)
         after = rpc(url_a, "bt-0-5")
         assert after.status_code == 200
 
@@ -229,9 +231,10 @@ def test_faults_apply_on_schedule_and_are_recorded(tmp_path, upstream):
     assert set(seen) == {("a-reset", "start"), ("a-reset", "end"), ("b-429", "start")}
     for (_fid, event), e in seen.items():
         planned = int(e["planned_start"] if event == "start" else e["planned_end"])
-        # Never before its plan; how late is the scheduler's (a loose bound).
-        assert 0 <= int(e["t"]) - planned < 100_000_000, e
-    assert int(seen[("a-reset", "start")]["planned_start"]) == t0 + 500_000_000
+        # Never before its plan; how late is the scheduler's (a loose bound: a busy box
+        # delays the proxy's loop).
+        assert 0 <= int(e["t"]) - planned < 1_000_000_000, e
+    assert int(seen[("a-reset", "start")]["planned_start"]) == t0 + 3_000_000_000
 
     life = [r["event"] for r in read_csv(run_dir / "events" / "lifecycle.P0.csv")]
     assert life == ["started", "ready", "stopped"]

@@ -37,8 +37,12 @@ def req(
     transport: str = "http",
     worker: int = 0,
     result_block: int | None = None,
+    block_tag: str | None = None,
 ) -> dict:
+    """A client call; an eth_blockNumber answer with a block answers for `latest`."""
     t = T0 + int(at_ms * MS)
+    if block_tag is None and method == "eth_blockNumber" and result_block is not None:
+        block_tag = "latest"
     return {
         "worker": worker,
         "seq": seq,
@@ -52,6 +56,7 @@ def req(
         "outcome": outcome,
         "http_status": 200,
         "result_block": result_block,
+        "block_tag": block_tag,
     }
 
 

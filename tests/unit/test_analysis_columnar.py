@@ -197,7 +197,7 @@ def test_ingest_reads_the_parts_and_keeps_the_big_tables_as_views(tmp_path):
     run, _ = shard(tmp_path)
     req = shard_path(run / "client", "requests", "w0")
     with ShardWriter(req, "requests") as w:
-        w.append((0, 0, "bt-0-0", "http", "eth_blockNumber", 1, 1, 2, 3, "ok", 200) + (None,) * 5)
+        w.append((0, 0, "bt-0-0", "http", "eth_blockNumber", 1, 1, 2, 3, "ok", 200) + (None,) * 6)
     db = ingest(run)
     con = duckdb.connect(str(db), read_only=True)
     try:

@@ -335,6 +335,66 @@ def test_head_lag_and_heads_going_backwards(tmp_path):
     assert value(fresh, "head_lag_max_blocks") == 0 and value(fresh, "heads_backwards") == 0
 
 
+def test_a_block_asked_by_number_or_a_receipt_is_no_head_that_goes_backwards(tmp_path):
+    reqs = [
+        req(0, 4100, result_block=4),
+        req(1, 4500, method="eth_getBlockByNumber", result_block=1),  # block 1 by number
+        req(2, 4600, method="eth_getTransactionReceipt", result_block=2),
+        req(3, 4700, method="eth_getBlockByNumber", result_block=2, block_tag="safe"),
+    ]
+    con = db(tmp_path, {"requests": reqs}, GENESIS)
+    assert value(con, "heads_backwards") == 0 and value(con, "head_lag_max_blocks") == 0
+
+
+def _tagged(seq: int, at_ms: float, tag: str, block: int) -> dict:
+    method = "eth_blockNumber" if tag == "latest" else "eth_getBlockByNumber"
+    return req(seq, at_ms, method=method, result_block=block, block_tag=tag)
+
+
+def test_tags_that_trail_one_another_and_move_forward_are_never_behind(tmp_path):
+    reqs = [
+        _tagged(0, 1000, "finalized", 10),
+        _tagged(1, 1100, "safe", 20),
+        _tagged(2, 1200, "latest", 30),
+        _tagged(3, 2000, "finalized", 11),
+        _tagged(4, 2100, "safe", 20),  # safe may stand still
+        _tagged(5, 2200, "latest", 31),
+    ]
+    con = db(tmp_path, {"requests": reqs})
+    assert value(con, "tags_behind") == 0
+
+
+def test_a_safe_block_below_a_finalized_one_answered_before_is_behind(tmp_path):
+    reqs = [_tagged(0, 1000, "finalized", 10), _tagged(1, 1100, "safe", 8)]
+    con = db(tmp_path, {"requests": reqs})
+    assert value(con, "tags_behind") == 1
+    assert rows(con, query("tags_behind.witnesses")) == [(0, 1, "safe", 1.1, 8, "finalized", 10)]
+
+
+def test_a_tag_going_back_is_behind_and_a_latest_going_back_is_left_to_heads(tmp_path):
+    reqs = [
+        _tagged(0, 1000, "safe", 20),
+        _tagged(1, 1100, "safe", 19),  # safe went back
+        _tagged(2, 1200, "latest", 30),
+        _tagged(3, 1300, "latest", 29),  # heads_backwards' case
+        _tagged(4, 1400, "latest", 18),  # below a safe answered before: behind
+    ]
+    con = db(tmp_path, {"requests": reqs})
+    assert value(con, "tags_behind") == 2
+    assert value(con, "heads_backwards") == 2  # seq 3 and seq 4
+
+
+def test_a_tag_answer_sent_before_a_higher_one_completed_is_not_behind(tmp_path):
+    # Two calls in flight at once: neither saw the other's answer when it was sent.
+    reqs = [
+        req(0, 1000, method="eth_getBlockByNumber", result_block=20, block_tag="safe",
+            latency_ms=50),
+        req(1, 1010, method="eth_getBlockByNumber", result_block=19, block_tag="safe"),
+    ]  # fmt: skip
+    con = db(tmp_path, {"requests": reqs})
+    assert value(con, "tags_behind") == 0
+
+
 # --- overhead, memory -----------------------------------------------------------------
 
 

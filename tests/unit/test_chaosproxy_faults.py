@@ -42,7 +42,7 @@ BAD_CASES = [
     ([fault(provider={"a": 1})], "faults[0].provider must be one of ['A', 'B'], got {'a': 1}"),
     (
         [fault(kind="slow")],
-        "faults[0].kind must be one of ['blackhole', 'corrupt', 'hang', 'http_error', ",
+        "faults[0].kind must be one of ['blackhole', 'corrupt', 'hang', 'head_lie', 'http_error', ",
     ),
     ([fault(start_s="1")], "faults[0].start_s must be a number, got '1'"),
     ([fault(start_s=True)], "faults[0].start_s must be a number, got True"),

@@ -9,11 +9,13 @@ import pytest
 from chaosproxy.exchange import parse_request
 from chaosproxy.rewrite import (
     corrupt,
+    head_lie_response,
     notification_facts,
     rpc_error_body,
     rpc_error_merge,
     stale_request,
     stale_response,
+    tag_request,
     ws_close_frame,
 )
 
@@ -85,6 +87,55 @@ def test_stale_response_lowers_block_number_and_reports_the_true_head():
     new, head = stale_response(b'{"id":1,"result":"0x64"}', ("eth_blockNumber",), 4)
     assert json.loads(new)["result"] == "0x60" and head == 100
     assert stale_response(b'{"id":1,"result":"0x64"}', ("eth_chainId",), 4) == (None, None)
+
+
+def _call(i, method, *params):
+    return {"jsonrpc": "2.0", "id": i, "method": method, "params": list(params)}
+
+
+def _answer(i, result):
+    return {"jsonrpc": "2.0", "id": i, "result": result}
+
+
+BLOCK = {"number": "0x64", "hash": "0x" + "ab" * 32}
+
+
+def test_tag_request_replaces_only_the_tags_it_names():
+    body = json.dumps([_call(1, "eth_getBlockByNumber", "safe", False),
+                       _call(2, "eth_getBlockByNumber", "latest", False),
+                       _call(3, "eth_getLogs", {"fromBlock": "finalized", "toBlock": "safe"})]
+                      ).encode()  # fmt: skip
+    doc = json.loads(tag_request(body, {"safe": "0x10", "finalized": "0x10"}))
+    assert [c["params"][0] for c in doc] == [
+        "0x10",
+        "latest",
+        {"fromBlock": "0x10", "toBlock": "0x10"},
+    ]
+    assert tag_request(body, {"pending": "0x0"}) is None
+
+
+def test_head_lie_ahead_raises_heads_and_latest_blocks_but_not_blocks_asked_by_number():
+    request = json.dumps([_call(1, "eth_blockNumber"),
+                          _call(2, "eth_getBlockByNumber", "latest", False),
+                          _call(3, "eth_getBlockByNumber", "0x64", False)]).encode()  # fmt: skip
+    # The answers in another order: matched to their calls by id.
+    body = json.dumps(
+        [_answer(3, dict(BLOCK)), _answer(1, "0x64"), _answer(2, dict(BLOCK))]
+    ).encode()
+    new, head = head_lie_response(request, body, "ahead", 1000)
+    doc = {e["id"]: e["result"] for e in json.loads(new)}
+    assert (doc[1], doc[2]["number"], doc[3]["number"], head) == ("0x44c", "0x44c", "0x64", 100)
+
+
+def test_head_lie_zero_answers_head_zero_and_tags_only_learns_the_head():
+    request = json.dumps(_call(1, "eth_blockNumber")).encode()
+    body = json.dumps(_answer(1, "0x64")).encode()
+    new, head = head_lie_response(request, body, "zero", 0)
+    assert (json.loads(new)["result"], head) == ("0x0", 100)
+    assert head_lie_response(request, body, "tags", 100) == (None, 100)
+    chain_id = json.dumps(_call(1, "eth_chainId")).encode()
+    assert head_lie_response(chain_id, body, "ahead", 1000) == (None, None)
+    assert head_lie_response(request, b"<html>", "ahead", 1000) == (None, None)
 
 
 def test_notification_facts_reads_subscription_and_block():

@@ -81,6 +81,19 @@ BAD = [
     (fault(kind="corrupt", params={"mode": "x"}), "faults[0].params.mode must be one of"),
     (fault(kind="stale"), "faults[0].params.lag_blocks is required"),
     (fault(kind="stale", params={"lag_blocks": 0}), "faults[0].params.lag_blocks must be >= 1"),
+    (fault(kind="head_lie"), "faults[0].params.mode must be one of ['ahead', 'zero', 'tags']"),
+    (
+        fault(kind="head_lie", params={"mode": "zero", "blocks": 3}),
+        "faults[0].params.blocks does not apply to mode 'zero'",
+    ),
+    (
+        fault(kind="head_lie", params={"mode": "ahead", "blocks": 0}),
+        "faults[0].params.blocks must be >= 1",
+    ),
+    (
+        fault(kind="head_lie", params={"mode": "tags"}, match={"transport": "ws"}),
+        "faults[0].match.transport 'ws' does not apply to kind 'head_lie'",
+    ),
     (
         fault(kind="ws_disconnect", params={"code": 1006}),
         "faults[0].params.code must be a sendable",
@@ -207,6 +220,11 @@ def test_ws_presets_map_1006_to_an_abnormal_close():
     )
     big = one(kind="ws_disconnect", params={"preset": "chainstack_ws_message_too_big"}).params
     assert big.code == 1009
+
+
+def test_a_head_lie_defaults_to_a_chain_far_ahead_and_to_tags_below_finalized():
+    assert (one(kind="head_lie", params={"mode": "ahead"}).params.blocks) == 1000
+    assert (one(kind="head_lie", params={"mode": "tags"}).params.blocks) == 100
 
 
 def test_ws_reorder_defaults_to_swapping_neighbours():

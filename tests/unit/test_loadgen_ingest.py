@@ -15,10 +15,10 @@ HEADER = ",".join(SCHEMAS["requests"]) + "\n"
 FORGED = (
     "0,7,bt-0-7,http,batch,2,1000,1001,1002,invalid,200,,"
     "call 0 (eth_blockNumber): head 0x3635c9adc5dea00000 is ahead,80,120,"
-    "1000000000000000000000\n"
+    "1000000000000000000000,\n"
 )
-TORN = "0,8,bt-0-8,http,eth_blockNumber,1,2000,2001,2002,ok,200,,,60,12x,300\n"
-FINE = "0,9,bt-0-9,http,eth_blockNumber,1,3000,3001,3002,ok,200,,,60,45,301\n"
+TORN = "0,8,bt-0-8,http,eth_blockNumber,1,2000,2001,2002,ok,200,,,60,12x,300,latest\n"
+FINE = "0,9,bt-0-9,http,eth_blockNumber,1,3000,3001,3002,ok,200,,,60,45,301,latest\n"
 
 
 def run_dir(tmp_path, *lines: str):

@@ -177,6 +177,34 @@ def test_a_batch_is_matched_by_id_in_any_order():
 
 
 @pytest.mark.parametrize(
+    "method,params,tag",
+    [
+        ("eth_blockNumber", [], "latest"),
+        ("eth_getBlockByNumber", ["latest", False], "latest"),
+        ("eth_getBlockByNumber", ["pending", False], "latest"),
+        ("eth_getBlockByNumber", ["safe", False], "safe"),
+        ("eth_getBlockByNumber", ["finalized", False], "finalized"),
+        ("eth_getBlockByNumber", ["0x2", False], None),
+        ("eth_getBlockByNumber", ["earliest", False], None),
+    ],
+)
+def test_an_answer_names_the_block_tag_its_block_answers_for(method, params, tag):
+    result = "0x2" if method == "eth_blockNumber" else {"number": "0x2", "hash": "0x" + "ab" * 32}
+    j = judge(method, "t", 200, body(id="t", result=result), params=params)
+    assert (j.outcome, j.result_block, j.block_tag) == ("ok", 2, tag)
+
+
+def test_a_batch_answers_for_a_tag_only_when_every_block_in_it_does():
+    block = {"number": "0x2", "hash": "0x" + "ab" * 32}
+    answer = json.dumps([{"jsonrpc": "2.0", "id": i, "result": block} for i in "ab"]).encode()
+    safe = [("eth_getBlockByNumber", i, ["safe", False]) for i in "ab"]
+    mixed = [("eth_getBlockByNumber", "a", ["safe", False]),
+             ("eth_getBlockByNumber", "b", ["latest", False])]  # fmt: skip
+    assert judge_batch(safe, 200, answer)[0].block_tag == "safe"
+    assert judge_batch(mixed, 200, answer)[0].block_tag is None
+
+
+@pytest.mark.parametrize(
     "answer,outcome,reason",
     [
         ([{"id": "a", "result": "0x64"}], "invalid", "batch of 2 answered with 1"),
@@ -290,6 +318,8 @@ MIX_CALLS = {
     "eth_getBalance": [ADDRESS, "latest"],
     "eth_getBlockByNumber": ["latest", False],
     "eth_getBlockByNumber:historical": [hex(200), False],
+    "eth_getBlockByNumber:safe": ["safe", False],
+    "eth_getBlockByNumber:finalized": ["finalized", False],
     "eth_call": [{"to": TOKEN, "data": BALANCE_OF + ADDRESS[2:].rjust(64, "0")}, "latest"],
     "eth_getLogs": [
         {"fromBlock": hex(250), "toBlock": hex(260), "address": TOKEN, "topics": [TRANSFER]}

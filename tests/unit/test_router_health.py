@@ -8,7 +8,7 @@ import json
 import httpx
 import trio
 
-from examples.reference_router import Router, RouterConfig, UpstreamConfig
+from examples.reference_router import HeadSettings, Router, RouterConfig, UpstreamConfig
 from examples.reference_router._breaker import BreakerSettings
 
 NAMES = ("A", "B", "C")
@@ -33,6 +33,7 @@ class Fleet:
         self.requests: list[httpx.Request] = []
         self.behaviour: dict[str, object] = {}
         self.block: dict[str, int] = {n: 0x10 for n in NAMES}
+        self.safe: dict[str, int] = {n: 0x08 for n in NAMES}
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         name = request.url.host.split(".")[0].upper()
@@ -47,7 +48,10 @@ class Fleet:
         if isinstance(kind, httpx.Response):
             return kind
         rpc = json.loads(request.content)
-        result = hex(self.block[name]) if rpc["method"] == "eth_blockNumber" else "0x0"
+        result: object = hex(self.block[name]) if rpc["method"] == "eth_blockNumber" else "0x0"
+        if rpc["method"] == "eth_getBlockByNumber":
+            n = self.safe[name] if rpc["params"][0] == "safe" else self.block[name]
+            result = {"number": hex(n), "hash": "0x" + "ab" * 32}
         body = json.dumps({"jsonrpc": "2.0", "id": rpc["id"], "result": result})
         return httpx.Response(200, content=body.encode())
 
@@ -197,11 +201,71 @@ async def test_a_lagging_upstream_is_routed_around():
     fleet.block.update(A=0x10, B=0x20, C=0x20)
     for index in range(3):
         await router._poll_one(index)
-    assert router.heads is not None and router.heads.lagging(0)
+    assert router.heads is not None and router.heads.lagging(0, clock())
     fleet.calls.clear()
     await router.forward(BODY)
     assert fleet.calls == ["B"]
     assert router.plan(clock()) == [1, 2, 0]
+
+
+def _get_block(tag: str) -> bytes:
+    return json.dumps(
+        {"jsonrpc": "2.0", "id": "bt-0-9", "method": "eth_getBlockByNumber", "params": [tag, False]}
+    ).encode()
+
+
+async def _polled(router: Router) -> None:
+    for index in range(3):
+        await router._poll_one(index)
+
+
+async def test_a_head_far_ahead_of_the_others_is_not_served_and_the_call_fails_over():
+    fleet, clock = Fleet(), Clock()
+    router = fleet.router(clock)
+    await _polled(router)
+    fleet.block["A"] = 0x10 + 1000  # A now reports another chain's head
+    fleet.calls.clear()
+    answer = json.loads((await router.forward(BLOCK_NUMBER)).body)
+    assert (answer["result"], fleet.calls) == ("0x10", ["A", "B"])
+    block = json.loads((await router.forward(_get_block("latest"))).body)["result"]
+    assert block["number"] == "0x10" and router.plan(clock()) == [1, 2, 0]
+
+
+async def test_without_consensus_a_head_far_ahead_wins_and_is_served():
+    fleet, clock = Fleet(), Clock()
+    router = fleet.router(clock, head_tracking=HeadSettings(consensus=False))
+    await _polled(router)
+    fleet.block["A"] = 0x10 + 1000
+    answer = json.loads((await router.forward(BLOCK_NUMBER)).body)
+    assert answer["result"] == hex(0x10 + 1000) and router.plan(clock())[0] == 0
+
+
+async def test_a_safe_block_below_one_already_answered_fails_over():
+    fleet, clock = Fleet(), Clock()
+    router = fleet.router(clock)
+    assert json.loads((await router.forward(_get_block("safe"))).body)["result"]["number"] == "0x8"
+    fleet.safe["A"] = 0x02  # A's safe block went back
+    fleet.calls.clear()
+    answer = json.loads((await router.forward(_get_block("safe"))).body)
+    assert (answer["result"]["number"], fleet.calls) == ("0x8", ["A", "B"])
+
+
+async def test_without_tag_floors_a_safe_block_going_back_is_served():
+    fleet, clock = Fleet(), Clock()
+    router = fleet.router(clock, head_tracking=HeadSettings(tags=False))
+    await router.forward(_get_block("safe"))
+    fleet.safe["A"] = 0x02
+    assert json.loads((await router.forward(_get_block("safe"))).body)["result"]["number"] == "0x2"
+
+
+async def test_a_latest_block_below_the_head_already_answered_fails_over():
+    fleet, clock = Fleet(), Clock()
+    router = fleet.router(clock)
+    await router.forward(BLOCK_NUMBER)
+    fleet.block["A"] = 0x00  # A answers the genesis block as its head
+    fleet.calls.clear()
+    block = json.loads((await router.forward(_get_block("latest"))).body)["result"]
+    assert (block["number"], fleet.calls) == ("0x10", ["A", "B"])
 
 
 async def test_fastest_learns_latency_from_answers():

@@ -1,0 +1,38 @@
+"""The lying_head built-in through `battle run`: the fast form passes against the
+reference router (none of A's lies reaches a client), and fails on `no_wrong_answer`
+with its consensus switched off (the highest head reported wins: A's head from 1,000
+blocks ahead is served). Routers Battle did not write that track no consensus and no
+tags fail it on `no_wrong_answer` and `tags_monotonic` (tests/e2e/matrix.py, FINDINGS);
+tag floors switched off are caught on `tags_monotonic` in tests/unit/test_router_health.py
+and by those cells."""
+
+from __future__ import annotations
+
+from battle_cli import (
+    assert_caught,
+    assert_no_process_left,
+    assert_passed,
+    only_run,
+    report_of,
+    run_battle,
+    slo,
+)
+
+
+def test_the_fast_form_passes_against_the_reference_router(tmp_path):
+    result = run_battle(["run", "lying_head", "--runs-dir", str(tmp_path)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = report_of(tmp_path)
+    assert_passed(report)
+    for name in ("no_wrong_answer", "heads_monotonic", "tags_monotonic"):
+        assert slo(report, name)["observed"] == 0
+    assert_no_process_left(only_run(tmp_path))
+
+
+def test_a_router_following_the_highest_head_reported_fails_on_wrong_answers(tmp_path):
+    result = run_battle(["run", "lying_head", "--runs-dir", str(tmp_path),
+                         "--set", "sut.options.head_tracking={consensus=false}"])  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = report_of(tmp_path)
+    assert_caught(report, {"no_wrong_answer"})
+    assert_no_process_left(only_run(tmp_path))
