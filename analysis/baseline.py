@@ -56,7 +56,6 @@ DIRECTIONS: dict[str, str] = {
             "head_lag_max_blocks",
             "heads_backwards",
             "tags_behind",
-            "tags_behind",
             "ws_gap_blocks",
             "ws_duplicates",
             "ws_out_of_order",

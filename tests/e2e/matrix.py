@@ -93,12 +93,6 @@ FINDINGS = {
         _NO_HEAD_CONSENSUS,
         "HAProxy reads no JSON-RPC: round robin hands out A's lying heads and tags",
     ),
-    ("aio", "lying_head"): (
-        _NO_HEAD_CONSENSUS,
-        "aio_priority takes the highest head any upstream reports as the best (A's,"
-        " 1,000 blocks ahead: B and C look lagging, A serves) and keeps no floor under"
-        " safe and finalized blocks",
-    ),
     ("node", "rate_limited_provider"): (
         _NO_BODY_LIMITS,
         "node_roundrobin reads no JSON-RPC: a rate limit inside an HTTP 200 (Infura's"
@@ -181,6 +175,8 @@ DEFECTS = (
     _defect("aio", "alive_by_answers", "ws_continuity", "ws_silence"),
     _defect("aio", "head_backwards", "stale_head", "heads_monotonic"),
     _defect("aio", "no_head_tracking", "stale_head", "heads_monotonic"),
+    _defect("aio", "no_head_consensus", "lying_head", "no_wrong_answer"),
+    _defect("aio", "no_tag_floor", "lying_head", "tags_monotonic"),
     _defect("aio", "slow_leak", "long_running_stability", "memory_growth"),
     _defect("aio", "swallow_errors", "total_outage", "no_wrong_answer"),
     _defect("aio", "add_latency_15ms", "concurrent_load", "overhead"),

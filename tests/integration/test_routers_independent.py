@@ -108,6 +108,7 @@ class Fake:
     retry_after: str = "1"
     rpc_error: dict[str, Any] = field(default_factory=lambda: {"code": -32603, "message": "x"})
     head: int = 1000
+    safe_depth: int = 10  # the safe block: this far below the head
     seen: list[Seen] = field(default_factory=list)
     polls: int = 0
     ws_subscribes: int = 0
@@ -131,7 +132,8 @@ class Fake:
         elif method == "eth_blockNumber":
             out["result"] = hex(self.head)
         elif method == "eth_getBlockByNumber":
-            n = self.head if params[0] == "latest" else int(params[0], 16)
+            tags = {"latest": self.head, "safe": self.head - self.safe_depth}
+            n = tags[params[0]] if params[0] in tags else int(params[0], 16)
             out["result"] = {**header(n), "transactions": []} if n <= self.head else None
         elif method == "web3_clientVersion":
             out["result"] = self.name
@@ -893,6 +895,42 @@ def test_no_head_tracking_lets_a_lagging_upstream_serve_its_head(fakes, routers,
         assert block_number(router) == 1000
         until(lambda: router.served_by() == "B" and a.polls > 1, timeout=3)
         assert [block_number(router) for _ in range(3)] == [1000] * 3
+
+
+def block_of(router: Router, tag: str) -> int:
+    return int(router.call("eth_getBlockByNumber", [tag, False])["result"]["number"], 16)
+
+
+@pytest.mark.parametrize("defect", [False, True])
+def test_a_head_far_past_the_consensus_is_never_served(fakes, routers, defect):
+    a, b, c = fakes("A", "B", "C")
+    router = routers("aio", [a, b, c], *(["no_head_consensus"] if defect else []),
+                     head_poll_s=0.2)  # fmt: skip
+    until(lambda: a.polls and b.polls and c.polls)
+    assert block_number(router) == 1000
+    a.head = 2000  # A, first in priority, misreports 1,000 blocks ahead
+    if defect:
+        # The highest polled head is the best: B and C look lagging, A's lie is served.
+        until(lambda: block_number(router) == 2000, timeout=3)
+        assert block_of(router, "latest") == 2000
+    else:
+        # Not served once (B answers, then polls show A ahead of B and C's median).
+        assert block_number(router) == 1000 and block_of(router, "latest") == 1000
+        until(lambda: router.served_by() == "B" and a.polls > 2, timeout=3)
+        assert [block_number(router) for _ in range(3)] == [1000] * 3
+        a.head = 1001  # the truth again: back first in priority
+        until(lambda: router.served_by() == "A", timeout=3)
+
+
+@pytest.mark.parametrize("defect", [False, True])
+def test_a_safe_block_below_one_already_returned_is_served_elsewhere(fakes, routers, defect):
+    a, b = fakes("A", "B")
+    router = routers("aio", [a, b], *(["no_tag_floor"] if defect else []), head_poll_s=30)
+    assert block_of(router, "safe") == 990
+    a.safe_depth = 100  # A's safe block goes back 90 blocks
+    served = [block_of(router, "safe") for _ in range(3)]
+    assert served == ([900] * 3 if defect else [990] * 3)
+    assert b.count("eth_getBlockByNumber") == (0 if defect else 3)
 
 
 @pytest.mark.parametrize("kind", ["aio", "node"])

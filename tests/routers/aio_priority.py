@@ -8,21 +8,27 @@ examples/reference_router, so that Battle is proven on a router it did not shape
 
 Policy (each number a setting, see SETTINGS):
 - Upstreams in the order given; the first one available serves (available: breaker not
-  open, not inside a rate-limit back-off, head not lagging).
+  open, not inside a rate-limit back-off, head neither lagging nor ahead).
 - Head tracking: every 1 s the router asks each upstream for eth_blockNumber itself
   (its own traffic, JSON-RPC id "head-poll"). A poll's failure counts for nothing but
   that poll (not against the breaker, no client back-off): the upstream's head is then
   unknown, and an unknown head is not judged. A poll's rate limit holds that
-  upstream's polls back; a client rate limit holds them back too. An upstream whose
-  polled head is more than 2 blocks behind the best polled head lags: it is tried only
-  after every upstream that does not (the lagging ones by head, best first: when every
-  available upstream lags, the best one serves), and it keeps its lagging head through
-  failed polls until a poll shows it within 2 blocks again. A client's eth_blockNumber
-  (also in a batch) is never answered lower than the highest head the router has
-  already returned: such an answer is not served and the next upstream is tried (the
-  upstream that gave it, if more than 2 blocks low, counts as lagging until the next
-  poll round); when no upstream answers at least that head, the client gets the
-  highest head already returned.
+  upstream's polls back; a client rate limit holds them back too. The consensus head
+  is the upper median of the known polled heads (one upstream misreporting far ahead
+  cannot make the others look behind). An upstream whose polled head is more than 2
+  blocks behind it lags, one more than 3 blocks past it is ahead: either is tried only
+  after every upstream that is neither (the nearest to the consensus first: when every
+  available upstream is off, the nearest serves), and a lagging one keeps its head
+  through failed polls until a poll shows it within 2 blocks again. A client's head
+  (eth_blockNumber, a block asked by latest or pending; also in a batch) is never
+  answered lower than the highest head the router has already returned, nor more
+  than 3 blocks past the consensus: such an answer is not served and the next upstream
+  is tried (the upstream that gave it, if more than 2 blocks low or past the
+  consensus, counts as off until the next poll round); when no upstream answers at
+  least that head, the client gets the highest head already returned (a block below
+  it is not served at all). A safe or finalized block is never answered lower than one
+  already returned for it or for the tag trailing it (finalized <= safe): such an
+  answer is not served either.
 - Each attempt within 1 s, the whole request within 3 s. An attempt fails on a
   connection error, a timeout, HTTP 5xx or 429 (any non-2xx), a body that is not JSON,
   an answer whose ids do not match, or a JSON-RPC error that is the provider's fault
@@ -86,6 +92,9 @@ DEFECTS = {
     "duplicate_notifications": "every newHeads notification is sent to clients twice",
     "head_backwards": "every 2nd eth_blockNumber answer is lowered by 3 blocks",
     "no_head_tracking": "no head polls, no lag check, no floor: a lagging upstream serves",
+    "no_head_consensus": "the best head is the highest polled, and no head is too far"
+    " ahead: an upstream misreporting 1,000 blocks ahead serves, the others look lagging",
+    "no_tag_floor": "safe and finalized blocks served as they come, even below earlier ones",
     "slow_leak": "keeps 1 KB resident per JSON-RPC call (each batch element) forever",
     "swallow_errors": "when every attempt failed: HTTP 200 with result null, not an error",
     "add_latency_15ms": "sleeps 15 ms in every client request",
@@ -106,6 +115,7 @@ SETTINGS: dict[str, float] = {
     "client_queue": 256,
     "head_poll_s": 1.0,
     "max_head_lag_blocks": 2,
+    "max_head_ahead_blocks": 3,
 }
 
 PROG = "aio_priority"
@@ -114,6 +124,8 @@ LEAK_BYTES = 1024
 PROVIDER_FAULT_CODES = {-32603, -32002, -32005, -32007, 429}
 # Infura's -32005, QuickNode's -32007 ("request limit reached"), Alchemy's 429.
 RATE_LIMIT_CODES = {-32005, -32007, 429}
+# The tag a block request asks by, as the floor it answers for (pending: the head).
+BLOCK_TAGS = {"latest": "latest", "pending": "latest", "safe": "safe", "finalized": "finalized"}
 # -32000 is both geth's execution error and its "header not found" (a node behind the
 # head); only the latter is the provider's fault.
 PROVIDER_FAULT_MESSAGES = re.compile(
@@ -358,9 +370,10 @@ class Router:
         self.feed: Feed | None = None
         self.tracking = not self.has("no_head_tracking")
         self.heads: dict[str, int | None] = {u.name: None for u in config.upstreams}
-        self.behind: set[str] = set()  # answered a client more than the lag low
+        self.behind: set[str] = set()  # answered a client a head off the consensus
         self.poll_limited_until = {u.name: 0.0 for u in config.upstreams}
         self.returned = -1  # the highest head given to a client
+        self.tag_returned = {"safe": -1, "finalized": -1}  # the highest of each tag given
         self.poller: asyncio.Task[None] | None = None
 
     def has(self, defect: str) -> bool:
@@ -445,39 +458,96 @@ class Router:
         except ValueError:
             return None
 
-    def polled_lag(self, name: str) -> bool:
-        """The upstream's polled head is beyond the lag behind the best polled head."""
-        head = self.heads.get(name)
-        known = [h for h in self.heads.values() if h is not None]
-        return head is not None and max(known) - head > self.settings["max_head_lag_blocks"]
+    def consensus(self) -> int | None:
+        """The upper median of the known polled heads (defect no_head_consensus: the
+        highest); None when no head is known."""
+        known = sorted(h for h in self.heads.values() if h is not None)
+        if not known:
+            return None
+        return known[-1] if self.has("no_head_consensus") else known[len(known) // 2]
 
-    def lagging(self, name: str) -> bool:
-        return name in self.behind or self.polled_lag(name)
+    def polled_lag(self, name: str) -> bool:
+        """The upstream's polled head is beyond the lag behind the consensus head."""
+        head, best = self.heads.get(name), self.consensus()
+        return head is not None and best - head > self.settings["max_head_lag_blocks"]
+
+    def too_high(self, block: int) -> bool:
+        """A head more than the allowed distance past the consensus head."""
+        best = self.consensus()
+        return (
+            not self.has("no_head_consensus")
+            and best is not None
+            and block - best > self.settings["max_head_ahead_blocks"]
+        )
+
+    def off_head(self, name: str) -> bool:
+        """Lagging behind the consensus head or ahead of it (polled, or by an answer)."""
+        if name in self.behind or self.polled_lag(name):
+            return True
+        head = self.heads.get(name)
+        return head is not None and self.too_high(head)
 
     def in_order(self) -> list[Upstream]:
-        """The priority order with every lagging upstream moved behind the others (by
-        head, best first: when every upstream lags, the best one serves)."""
+        """The priority order with every upstream off the head moved behind the others
+        (nearest the consensus first: when every upstream is off, the nearest serves)."""
         upstreams = self.config.upstreams
         if not self.tracking:
             return upstreams
-        lagging = [u for u in upstreams if self.lagging(u.name)]
-        if not lagging:
+        off = [u for u in upstreams if self.off_head(u.name)]
+        if not off:
             return upstreams
-        lagging.sort(key=lambda u: -(self.heads.get(u.name) or -1))  # stable: ties keep order
-        return [u for u in upstreams if u not in lagging] + lagging
+        best = self.consensus()
+        # Stable: ties keep the priority order. An unknown head goes last.
+        off.sort(key=lambda u: abs(best - h) if (h := self.heads.get(u.name)) is not None
+                 and best is not None else float("inf"))  # fmt: skip
+        return [u for u in upstreams if u not in off] + off
 
-    def head_answers(self, request: Any, answer: Any) -> list[tuple[int, int]]:
-        """(position in the answer, block number) of each eth_blockNumber result."""
+    def block_answers(self, request: Any, answer: Any) -> list[tuple[int, str, int, bool]]:
+        """(position in the answer, tag, block number, is an eth_blockNumber) of each
+        answer for a tagged block: eth_blockNumber (latest) and eth_getBlockByNumber by
+        latest, pending, safe or finalized."""
         asked = [e for e in (request if isinstance(request, list) else [request])
                  if isinstance(e, dict) and "id" in e]  # fmt: skip
         items = answer if isinstance(answer, list) else [answer]
         out = []
         for i, (element, item) in enumerate(zip(asked, items, strict=False)):
             result = item.get("result") if isinstance(item, dict) else None
-            if element.get("method") == "eth_blockNumber" and isinstance(result, str):
+            method, params = element.get("method"), element.get("params")
+            if method == "eth_blockNumber":
+                tag, number = "latest", result
+            elif method == "eth_getBlockByNumber" and isinstance(params, list) and params:
+                tag = BLOCK_TAGS.get(params[0]) if isinstance(params[0], str) else None
+                number = result.get("number") if isinstance(result, dict) else None
+            else:
+                continue
+            if tag is not None and isinstance(number, str):
                 with contextlib.suppress(ValueError):
-                    out.append((i, int(result, 16)))
+                    out.append((i, tag, int(number, 16), method == "eth_blockNumber"))
         return out
+
+    def tag_floor(self, tag: str) -> int:
+        """The lowest block a safe or finalized answer may give: the highest returned
+        for it or for the tag trailing it (finalized trails safe)."""
+        if self.has("no_tag_floor"):
+            return -1
+        finalized = self.tag_returned["finalized"]
+        return finalized if tag == "finalized" else max(finalized, self.tag_returned["safe"])
+
+    def untrue(self, request: Any, answer: Any) -> tuple[str | None, bool]:
+        """Why an answer must not be served as it is (None: it may), and whether it may
+        still be served raised to the floor (only eth_blockNumber answers can be)."""
+        low: str | None = None
+        for _, tag, n, is_number in self.block_answers(request, answer):
+            if tag != "latest":
+                if n < self.tag_floor(tag):
+                    return f"{tag} block {n} below one already returned", False
+            elif self.too_high(n):
+                return f"head {n} past the consensus {self.consensus()}", False
+            elif n < self.returned:
+                if not is_number:
+                    return f"latest block {n} below {self.returned}, already returned", False
+                low = f"head {n} below {self.returned}, already returned"
+        return low, True
 
     # -- id rewriting -------------------------------------------------------------------
 
@@ -636,14 +706,19 @@ class Router:
                 else:
                     health.success()
                     health.release()
-                    low = [n for _, n in self.head_answers(request, answer) if n < self.returned]
-                    if not (self.tracking and low):
+                    why, raisable = self.untrue(request, answer) if self.tracking else (None, True)
+                    if why is None:
                         return 200, self.finish(request, answer)
-                    # Behind a head already returned: another upstream is asked, and
-                    # this one, when beyond the lag, waits for the next poll.
-                    if self.returned - min(low) > self.settings["max_head_lag_blocks"]:
+                    # Off the head or below a block already returned: another upstream
+                    # is asked, and this one, when off the head, waits for the next poll.
+                    heads = [n for _, tag, n, _ in self.block_answers(request, answer)
+                             if tag == "latest"]  # fmt: skip
+                    if any(self.too_high(n) or self.returned - n
+                           > self.settings["max_head_lag_blocks"] for n in heads):  # fmt: skip
                         self.behind.add(upstream.name)
-                    held = answer
+                    if raisable:
+                        held = answer
+                    last = AttemptFailed(why)
                     break
             health.release()
             if self.has("no_failover"):
@@ -657,15 +732,19 @@ class Router:
             ids = [item.get("id") for item in answer]
             answer = [{**item, "id": ids[(i + 1) % len(ids)]} for i, item in enumerate(answer)]
         if self.tracking:
-            heads = self.head_answers(request, answer)
-            if any(n < self.returned for _, n in heads):
+            blocks = self.block_answers(request, answer)
+            low = [i for i, tag, n, _ in blocks if tag == "latest" and n < self.returned]
+            if low:  # only eth_blockNumber answers are held (see untrue)
                 floor = hex(self.returned)
                 items = list(answer) if isinstance(answer, list) else [answer]
-                for i, n in heads:
-                    if n < self.returned:
-                        items[i] = {**items[i], "result": floor}
+                for i in low:
+                    items[i] = {**items[i], "result": floor}
                 answer = items if isinstance(answer, list) else items[0]
-            self.returned = max([self.returned, *(n for _, n in heads)])
+            for _, tag, n, _ in blocks:
+                if tag == "latest":
+                    self.returned = max(self.returned, n)
+                elif n > self.tag_returned[tag]:
+                    self.tag_returned[tag] = n
         if isinstance(request, dict) and request.get("method") == "eth_blockNumber":
             self.block_number_calls += 1
             if (
