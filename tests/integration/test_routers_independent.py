@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import os
 import select
@@ -32,6 +31,7 @@ from aiohttp import WSMsgType, web
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
+from scenarios.processes import dying_with_parent
 from scenarios.sut import render_template, template_context
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +39,6 @@ ROUTERS = ROOT / "tests" / "routers"
 AIO = ROUTERS / "aio_priority.py"
 NODE = ROUTERS / "node_roundrobin.mjs"
 NODE_BIN = shutil.which("node")
-_PR_SET_PDEATHSIG = 1
 
 
 def header(n: int) -> dict[str, str]:
@@ -273,10 +272,6 @@ def dead_url() -> Iterator[str]:
 # ---------------------------------------------------------------------------------------
 
 
-def _die_with_parent() -> None:
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 @dataclass
 class Router:
     proc: subprocess.Popen[bytes]
@@ -342,8 +337,8 @@ def routers(tmp_path: Path) -> Iterator[Callable[..., Router]]:
         for key, value in settings.items():
             argv += ["--set", f"{key}={value}"]
         log = tmp_path / f"{kind}-{len(started)}.log"
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log.open("wb"),
-                                cwd=ROOT, preexec_fn=_die_with_parent)  # fmt: skip
+        proc = subprocess.Popen(dying_with_parent(argv), stdout=subprocess.PIPE,
+                                stderr=log.open("wb"), cwd=ROOT)  # fmt: skip
         started.append(proc)
         assert proc.stdout is not None
         ready, _, _ = select.select([proc.stdout], [], [], 15)
@@ -715,10 +710,10 @@ def mocks() -> Iterator[list[str]]:
     try:
         for name in ("M1", "M2"):
             proc = subprocess.Popen(
-                [sys.executable, "-m", "providers.mock", "--port", "0", "--name", name,
-                 "--seed", "1", "--genesis-ns", str(genesis), "--block-time-ms", "200"],
+                dying_with_parent(
+                    [sys.executable, "-m", "providers.mock", "--port", "0", "--name", name,
+                     "--seed", "1", "--genesis-ns", str(genesis), "--block-time-ms", "200"]),
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT,
-                preexec_fn=_die_with_parent,
             )  # fmt: skip
             procs.append(proc)
             assert proc.stdout is not None
