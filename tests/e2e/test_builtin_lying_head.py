@@ -1,10 +1,11 @@
 """The lying_head built-in through `battle run`: the fast form passes against the
 reference router (none of A's lies reaches a client), and fails on `no_wrong_answer`
 with its consensus switched off (the highest head reported wins: A's head from 1,000
-blocks ahead is served). Routers Battle did not write that track no consensus and no
-tags fail it on `no_wrong_answer` and `tags_monotonic` (tests/e2e/matrix.py, FINDINGS);
-tag floors switched off are caught on `tags_monotonic` in tests/unit/test_router_health.py
-and by those cells."""
+blocks ahead is served). In tests/e2e/matrix.py, aio_priority (another stack, another
+consensus) passes it and fails it with `no_head_consensus` (`no_wrong_answer`) or
+`no_tag_floor` (`tags_monotonic`); node_roundrobin, nginx and HAProxy, which read no
+JSON-RPC, fail it on both as findings. The reference router's tag floors switched off
+are caught on `tags_monotonic` in tests/unit/test_router_health.py."""
 
 from __future__ import annotations
 
