@@ -191,7 +191,10 @@ DEFECTS = (
     _defect("node", "attempt_timeout_30s", "provider_degradation", "no_hung_call"),
 )
 CELLS = CORRECT + DEFECTS
-CI_CELLS = tuple(c for c in CELLS if c.router in CI_ROUTERS)
+# A finding's cell (a router lacking what an invariant asks) shows again what the
+# defects' cells already prove fires; `make matrix` runs them, CI leaves them out to stay
+# within its 20 minutes (66 end-to-end runs took 738 s, three at a time, on 2 cores).
+CI_CELLS = tuple(c for c in CELLS if c.router in CI_ROUTERS and not c.finding)
 
 
 def missing_programs(cells: Iterable[Cell]) -> list[str]:

@@ -1,7 +1,8 @@
-"""The verdict matrix, each cell of the routers written for it once (tests/e2e/matrix.py;
-`make matrix` adds nginx and HAProxy): every correct router Battle did not write passes
-every built-in it can run; every defect planted in them fails the built-in that names
-it, on the SLO that names it, in a valid run, with witnesses."""
+"""The verdict matrix, each cell of the routers written for it once but their findings
+(tests/e2e/matrix.py; `make matrix` adds those, nginx and HAProxy): every correct
+router Battle did not write passes every built-in it can run; every defect planted in
+them fails the built-in that names it, on the SLO that names it, in a valid run, with
+witnesses."""
 
 from __future__ import annotations
 
