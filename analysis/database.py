@@ -50,6 +50,7 @@ DERIVED = (
     "request_attempts",
     "client_exchanges",
     "own_traffic",
+    "serving_exchanges",
     "true_head",
     "block_produced_at",
     "head_checks",

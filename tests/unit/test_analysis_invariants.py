@@ -346,6 +346,49 @@ def test_a_routers_own_health_probes_are_not_traffic_it_failed_to_stop(tmp_path)
 # --- correlation by time (a router that rewrites ids) ---------------------------------
 
 
+def _breaker_by_time(*, returns: bool, mix=("eth_blockNumber", "eth_call")):
+    """_breaker's priority router, with ids rewritten (no exchange carries a tag) and a
+    head poll of eth_blockNumber to every provider each second, twice: at 5 ms past the
+    second, inside a client eth_blockNumber call (attribution by time gives it that
+    call), and at 50 ms, between calls (the router's own traffic)."""
+    reqs, ups = [], []
+    for i, t in enumerate(range(0, 24_000, 100)):
+        method = mix[i % len(mix)]
+        reqs.append(req(i, t, method=method))
+        on_a = t < 2000 or (returns and t >= 5000)
+        ups.append(up(None, "A" if on_a else "B", t + 1, method=method, flow=f"c{i}"))
+    for k in range(24):
+        for p in ("A", "B"):
+            for dt in (5, 50):
+                ups.append(up(None, p, k * 1000 + dt, flow=f"poll-{p}-{k}-{dt}"))
+    return {"requests": reqs, "upstream": ups, "fault_events": fault("a-down", "A", 2, 4),
+            "lifecycle": [stopped(0, len(reqs))]}  # fmt: skip
+
+
+def test_head_polls_matched_by_time_to_client_calls_are_no_return(tmp_path):
+    con = db(tmp_path, _breaker_by_time(returns=False))
+    assert con.execute("SELECT mode FROM correlation").fetchone()[0] == "time_window"
+    result = judged(con, Check("abandoned_providers", "==", 0))
+    assert result.observed == 1 and result.witnesses[0]["provider"] == "A"
+
+
+def test_a_provider_back_on_client_calls_comes_back_when_matched_by_time(tmp_path):
+    con = db(tmp_path, _breaker_by_time(returns=True))
+    assert value(con, "abandoned_providers") == 0
+    # Counting eth_call only: A's third, at 5.5 s, from the fault's end at 4.001 s.
+    assert value(con, "come_back_max_s") == pytest.approx(1.5, abs=0.01)
+
+
+def test_a_router_sending_every_method_of_the_mix_on_its_own_is_judged_on_all_of_them(
+    tmp_path,
+):
+    # The mix is eth_blockNumber alone, which the router also polls: no method tells its
+    # own exchanges apart, so every matched exchange counts again.
+    con = db(tmp_path, _breaker_by_time(returns=True, mix=("eth_blockNumber",)))
+    assert value(con, "abandoned_providers") == 0
+    assert value(con, "come_back_max_s") == pytest.approx(1.0, abs=0.01)
+
+
 def test_attempt_figures_hold_on_the_judging_connection_when_the_router_rewrites_ids(
     tmp_path,
 ):
