@@ -13,6 +13,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -46,7 +47,14 @@ def build_parser(
     p.add_argument("--workers", type=int, default=1, help="worker processes sharing the rate")
     p.add_argument("--target", required=True, help="HTTP URL of the system under test")
     p.add_argument("--run-dir", type=Path, required=True)
-    p.add_argument("--t0-ns", type=int, required=True, help="start of the load, epoch ns")
+    start = p.add_mutually_exclusive_group(required=True)
+    start.add_argument("--t0-ns", type=int, help="start of the load, epoch ns")
+    start.add_argument(
+        "--ready-fd",
+        type=int,
+        help="held start: write a line on this descriptor once set up, then read the"
+        " start of the load (epoch ns) as one line on stdin",
+    )
     p.add_argument("--rate", type=float, help="requests per second (constant arrivals)")
     p.add_argument(
         "--arrival",
@@ -182,6 +190,9 @@ def run_args(
 ) -> int:
     if not args.target.startswith(("http://", "https://")):
         parser.error(f"--target must be an http(s) URL, got {args.target!r}")
+    held = args.ready_fd is not None
+    if held:
+        args.t0_ns = 0  # checked with a stand-in; the start is read below
     try:
         config = _config(args)
         transport = _transport(args.transport, args.target, args.max_in_flight)
@@ -190,6 +201,14 @@ def run_args(
         timer = PreciseTimer() if args.timer == "precise" else None
     except (ValueError, OSError) as exc:
         parser.error(str(exc))
+    if held:
+        try:
+            args.t0_ns = _held_start(args.ready_fd)
+        except (ValueError, OSError) as exc:
+            parser.error(str(exc))
+        config = replace(config, t0_ns=args.t0_ns)
+        plan = [(f, start + args.t0_ns, end + args.t0_ns) for f, start, end in plan]
+        ws_config = _ws_config(args, config) if ws_config else None
     name = f"w{config.worker}"
     # The shard writer's thread holds the GIL while it encodes a batch (2 ms per 1,000
     # rows here); by default the scheduler would wait up to 5 ms for it (the switch
@@ -274,6 +293,25 @@ def run_args(
     lifecycle.close()
     print(json.dumps({"worker": config.worker, **result}), flush=True)
     return 0
+
+
+def _held_start(ready_fd: int) -> int:
+    """Says this worker is set up (a line on `ready_fd`), then waits for the start of the
+    load: one line on stdin, epoch ns.
+
+    Raises:
+        ValueError: stdin ended or held no integer.
+        OSError: `ready_fd` is not open for writing.
+    """
+    with open(ready_fd, "w", closefd=True) as ready:
+        ready.write("ready\n")
+    line = sys.stdin.readline()
+    try:
+        return int(line)
+    except ValueError:
+        raise ValueError(
+            f"--ready-fd: expected the start (epoch ns) on stdin, got {line!r}"
+        ) from None
 
 
 async def _stop_on_signal(scope: trio.CancelScope, summary: Summary) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import shutil
 import signal
 import socket
@@ -24,7 +25,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Child", "ProcessGroup", "dying_with_parent", "free_ports", "wait_until"]
+__all__ = [
+    "START_MARGIN_NS",
+    "Child",
+    "ProcessGroup",
+    "StartGate",
+    "dying_with_parent",
+    "free_ports",
+    "wait_until",
+]
+
+# The load starts this long after the last load worker said it was set up (StartGate):
+# what is left for a worker to do then is to read the start, open its warm connections
+# and enter its schedule, tens of ms on a quiet machine. Start-up itself (Python,
+# imports, the mock chain: 0.3 s quiet, over 2 s beside a CPU hog, when the first sends
+# of a fixed 2 s margin went out up to 135 ms late) is behind the gate.
+START_MARGIN_NS = 1_000_000_000
 
 # Run by the child's own interpreter (isolated, without site: only the standard
 # library) before it execs the program: PR_SET_PDEATHSIG (1) asks the kernel for
@@ -160,9 +176,11 @@ class ProcessGroup:
         *,
         python: bool = True,
         own_session: bool = False,
+        ready_fd: int | None = None,
     ) -> Child:
         """Starts `argv` (after this Python interpreter unless `python` is false) with
-        its output in `logs/<name>.log`.
+        its output in `logs/<name>.log`. With `ready_fd` (see `StartGate`), the child
+        inherits that descriptor and gets a pipe on stdin.
 
         Raises:
             OSError: the executable cannot be started.
@@ -172,8 +190,9 @@ class ProcessGroup:
         with open(log, "ab") as out:
             popen = subprocess.Popen(
                 dying_with_parent([sys.executable, *argv] if python else argv),
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL if ready_fd is None else subprocess.PIPE,
                 stdout=out,
+                pass_fds=() if ready_fd is None else (ready_fd,),
                 stderr=subprocess.STDOUT,
                 # A session of its own, so that the child's whole process tree (nginx's
                 # workers, say) can be killed as one group whatever the child does with
@@ -210,3 +229,78 @@ class ProcessGroup:
     def stop_all(self, *, grace: float = 5.0) -> None:
         for child in reversed(self.children):
             self.stop(child, grace=grace)
+
+
+class StartGate:
+    """Children held at one start line: load workers that must all begin on one schedule,
+    however long each takes to start.
+
+    Each is started through `start`, with `--ready-fd N` added to its command line and a
+    pipe on its stdin: when set up, it writes a line on descriptor N, then reads the
+    start (epoch ns) as one line from stdin. `wait` returns once every child has said it
+    is ready; `release` gives all of them one start.
+    """
+
+    def __init__(self) -> None:
+        self._held: list[tuple[Child, int]] = []  # each child with its ready pipe's end
+
+    def start(self, start: Callable[..., Child], name: str, role: str, argv: list[str]) -> Child:
+        """Starts a held child with `start` (`ProcessGroup.start`'s signature)."""
+        r, w = os.pipe()
+        try:
+            child = start(name, role, [*argv, "--ready-fd", str(w)], ready_fd=w)
+        except BaseException:
+            os.close(r)
+            raise
+        finally:
+            # The child has its copy: once it exits, reading gives EOF.
+            os.close(w)
+        self._held.append((child, r))
+        return child
+
+    def wait(self, timeout: float) -> None:
+        """Returns when every held child is ready.
+
+        Raises:
+            ChildProcessError: a child exited before it was ready (named, with its log's
+                last lines).
+            TimeoutError: some were not ready within `timeout` seconds (named).
+        """
+        pending = {r: child for child, r in self._held}
+        deadline = time.monotonic() + timeout
+        while pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                names = ", ".join(c.name for c in pending.values())
+                raise TimeoutError(f"{names} not ready within {timeout:g} s")
+            readable, _, _ = select.select(list(pending), [], [], left)
+            for r in readable:
+                child = pending.pop(r)
+                if not os.read(r, 64):
+                    try:
+                        child.popen.wait(5)  # its log is complete once it has exited
+                    except subprocess.TimeoutExpired:
+                        pass
+                    raise ChildProcessError(
+                        f"{child.name} exited before it was ready: {child.log_tail(2)}"
+                    )
+
+    def release(self, t0_ns: int) -> None:
+        """Gives every held child the start `t0_ns`; a child that died meanwhile is left
+        to its group (it shows as exited)."""
+        line = f"{t0_ns}\n".encode()
+        for child, _ in self._held:
+            stdin = child.popen.stdin
+            assert stdin is not None
+            try:
+                stdin.write(line)
+                stdin.close()
+            except BrokenPipeError:
+                pass
+        self.close()
+
+    def close(self) -> None:
+        """Lets go of the ready pipes (after `release`, or when the run is abandoned)."""
+        for _, r in self._held:
+            os.close(r)
+        self._held.clear()

@@ -55,7 +55,7 @@ from .collectors import SystemCollector
 from .errors import ConfigError, RunError
 from .jitter import JitterProbe
 from .metrics import MetricsCollector
-from .processes import Child, ProcessGroup, free_ports, wait_until
+from .processes import START_MARGIN_NS, Child, ProcessGroup, StartGate, free_ports, wait_until
 from .sut import (
     SutPlan,
     plan_sut,
@@ -70,10 +70,10 @@ __all__ = ["ScenarioResult", "new_run_dir", "run_scenario"]
 # Seconds a provider or the chaos proxy may take to answer its probe (mitmproxy takes
 # about 1 s; anvil 0.2 s idle, several on a loaded machine).
 READY_TIMEOUT_S = 30.0
-# Load starts this long after every child is ready. Workers start after t0 is fixed and
-# take 0.3-1 s to import and connect here; with 0.3 s their first sends went out up to
-# 211 ms late, so the margin covers start-up with room to spare.
-START_MARGIN_NS = 2_000_000_000
+# Seconds the load workers may take to start (Python, imports, the mock chain) before
+# the run gives up on them: 0.3 s on an idle machine, a few beside a CPU hog. The load
+# starts START_MARGIN_NS after the last is ready (processes.StartGate).
+WORKERS_READY_TIMEOUT_S = 60.0
 # A mock chain starts with this many blocks of history, so historical calls have some.
 MOCK_HISTORY_BLOCKS = 1000
 # After its schedule, a worker drains for one timeout; beyond that plus this, it hangs.
@@ -300,16 +300,30 @@ class _Run:
         self.event("ready")
         self._start_collectors(sut)
 
-        t0_ns = time.time_ns() + START_MARGIN_NS
-        self.spec["t0_ns"] = t0_ns
-        response = httpx.post(f"{control}/start", json={"t0_ns": t0_ns}, timeout=5.0)
-        if response.status_code != 200:
-            raise RunError(f"chaos proxy refused /start: {response.status_code} {response.text}")
-        self.write_spec()
-        self.event("load_started")
+        # The workers start held (processes.StartGate); t0 is fixed once all of them are
+        # set up, so that none starts its schedule late however slow its start-up was.
+        gate = StartGate()
+        try:
+            workers = self._start_workers(gate, sut, genesis_ns, plan_path)
+            try:
+                gate.wait(WORKERS_READY_TIMEOUT_S)
+            except (ChildProcessError, TimeoutError) as exc:
+                self.event("died", str(exc))
+                raise RunError(f"load workers: {exc}") from None
+            t0_ns = time.time_ns() + START_MARGIN_NS
+            self.spec["t0_ns"] = t0_ns
+            response = httpx.post(f"{control}/start", json={"t0_ns": t0_ns}, timeout=5.0)
+            if response.status_code != 200:
+                raise RunError(
+                    f"chaos proxy refused /start: {response.status_code} {response.text}"
+                )
+            self.write_spec()
+            self.event("load_started")
+            gate.release(t0_ns)
+        finally:
+            gate.close()
         self.echo(f"load: t0 in {START_MARGIN_NS / 1e9:g} s, {s.load_duration_s:g} s of load;"
                   f" run directory {self.run_dir}")  # fmt: skip
-        workers = self._start_workers(sut, genesis_ns, t0_ns, plan_path)
         timeout = max(w.timeout_s for w in s.workloads)
         deadline = (
             time.monotonic() + START_MARGIN_NS / 1e9 + s.load_duration_s + timeout + WORKER_SLACK_S
@@ -369,7 +383,7 @@ class _Run:
             collector.start()
 
     def _start_workers(
-        self, sut: SutPlan, genesis_ns: int, t0_ns: int, plan_path: Path
+        self, gate: StartGate, sut: SutPlan, genesis_ns: int, plan_path: Path
     ) -> list[Child]:
         s = self.s
         # An external router without our listeners answers from providers of its own:
@@ -390,12 +404,12 @@ class _Run:
             for j in range(w.workers):
                 argv = ["-m", module, *w.argv(s.load_duration_s, s.seed), *truth_args,
                         "--target", sut.url, "--run-dir", str(self.run_dir),
-                        "--t0-ns", str(t0_ns), "--worker", str(index),
-                        "--workers", str(w.workers), "--faults", str(plan_path)]  # fmt: skip
+                        "--worker", str(index), "--workers", str(w.workers),
+                        "--faults", str(plan_path)]  # fmt: skip
                 if isinstance(w, WsLoad) and sut.ws_url:
                     argv += ["--ws-url", sut.ws_url]
                 assert j < w.workers
-                children.append(self.start(f"loadgen-w{index}", "loadgen", argv))
+                children.append(gate.start(self.start, f"loadgen-w{index}", "loadgen", argv))
                 index += 1
         return children
 

@@ -24,13 +24,13 @@ from providers.jsonrpc import _TIP_WEI as GAS_TIP_WEI
 from providers.remote import Redactor, secrets_in_url
 
 from .errors import ConfigError, RunError
-from .processes import Child, ProcessGroup
+from .processes import START_MARGIN_NS, Child, ProcessGroup, StartGate
 
 __all__ = ["ChainTruth", "main", "run_load"]
 
-# Workers are started this long before the load begins: Python start-up and imports
-# take ~0.3 s on an idle machine and over 1 s on a busy one.
-START_MARGIN_NS = 2_000_000_000
+# How long the workers may take to start (Python, imports, the mock chain) before the
+# run gives up on them: 0.3 s on an idle machine, a few beside a CPU hog.
+READY_TIMEOUT_S = 60.0
 
 
 class ChainTruth:
@@ -96,7 +96,8 @@ def run_load(
     system; returns the run directory (the caller judges it).
 
     `worker_args` are `python -m loadgen` arguments without --worker, --workers,
-    --run-dir and --t0-ns; `truth_args` (`--chain-seed S --genesis-ns G
+    --run-dir and --t0-ns: the workers are held at a `StartGate`, and the load starts
+    `START_MARGIN_NS` after the last is ready. `truth_args` (`--chain-seed S --genesis-ns G
     [--block-time-ms B]`) make them validate answers against the mock chain.
 
     Raises:
@@ -124,11 +125,11 @@ def run_load(
         lifecycle.append((time.time_ns(), child.name, child.role, child.pid, "spawned", None))
 
     group = ProcessGroup(run_dir / "logs", on_start=spawned)
-    t0_ns = time.time_ns() + START_MARGIN_NS
+    gate = StartGate()
     spec = {
         "name": "load",
         "host": platform.node(),
-        "t0_ns": t0_ns,
+        "t0_ns": None,
         "workers": workers,
         "worker_args": redactor.value(list(worker_args)),
         "truth_args": list(truth_args),
@@ -137,21 +138,31 @@ def run_load(
     (run_dir / "scenario.json").write_text(json.dumps(spec, indent=2))
     private: list[Path] = []
 
-    def argv(i: int) -> list[str]:
-        rest = [*worker_args, *truth_args, "--worker", str(i), "--workers", str(workers),
-                "--run-dir", str(run_dir), "--t0-ns", str(t0_ns)]  # fmt: skip
+    def start(name: str, role: str, rest: list[str], **kw: object) -> Child:
         if not redactor:
-            return ["-m", module, *rest]
+            return group.start(name, role, ["-m", module, *rest], **kw)  # type: ignore[arg-type]
         # Through a 0600 file, as the scenario runner passes a key (runner.FROM_FILE).
         folder = run_dir / "private"
         folder.mkdir(mode=0o700, exist_ok=True)
-        path = folder / f"loadgen-w{i}.args.json"
+        path = folder / f"{name}.args.json"
         write_private(path, json.dumps({"module": module, "argv": rest}))
         private.append(path)
-        return ["-c", FROM_FILE, str(path)]
+        return group.start(name, role, ["-c", FROM_FILE, str(path)], **kw)  # type: ignore[arg-type]
 
     try:
-        children = [group.start(f"loadgen-w{i}", "loadgen", argv(i)) for i in range(workers)]
+        own = ["--workers", str(workers), "--run-dir", str(run_dir)]
+        children = [
+            gate.start(start, f"loadgen-w{i}", "loadgen",
+                       [*worker_args, *truth_args, "--worker", str(i), *own])
+            for i in range(workers)
+        ]  # fmt: skip
+        try:
+            gate.wait(READY_TIMEOUT_S)
+        except (ChildProcessError, TimeoutError) as exc:
+            raise RunError(f"load workers: {exc}") from None
+        spec["t0_ns"] = t0_ns = time.time_ns() + START_MARGIN_NS
+        (run_dir / "scenario.json").write_text(json.dumps(spec, indent=2))
+        gate.release(t0_ns)
         # Each worker ends by itself: its schedule, then its drain (at most a timeout).
         deadline = time.monotonic() + START_MARGIN_NS / 1e9 + args.duration + args.timeout + 30
         while any(c.exited() is None for c in children):
@@ -164,6 +175,7 @@ def run_load(
                 "; ".join(f"{c.name} exited {c.exited()}: {c.log_tail(2)}" for c in failed)
             )
     finally:
+        gate.close()
         group.stop_all()
         lifecycle.close()
         spec["t_end_ns"] = time.time_ns()

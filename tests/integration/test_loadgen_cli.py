@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import select
 import subprocess
 import sys
 import time
@@ -80,10 +82,11 @@ def worker(
     *extra: str,
     seed: int = SEED,
     module: str = "scenarios.worker",
+    start: str = "",
 ) -> subprocess.CompletedProcess:
-    # Past the worker's start-up (0.6 s of imports idle, over 1 s on a busy machine):
-    # a later start would cut the 1 s of WebSocket subscriptions short.
-    t0 = time.time_ns() + 1_500_000_000
+    """One worker held until it is set up (`--ready-fd`), as the runner starts them,
+    then started 0.3 s later (or given `start` on stdin instead): however slow its
+    start-up, its schedule begins on time."""
     args = [
         sys.executable,
         "-m",
@@ -92,8 +95,6 @@ def worker(
         target,
         "--run-dir",
         str(run_dir),
-        "--t0-ns",
-        str(t0),
         "--duration",
         "1",
         "--timeout",
@@ -109,7 +110,29 @@ def worker(
             "--block-time-ms",
             str(BLOCK_MS),
         ]
-    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    r, w = os.pipe()
+    proc = subprocess.Popen(
+        [*args, "--ready-fd", str(w)],
+        cwd=ROOT,
+        pass_fds=(w,),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    os.close(w)
+    try:
+        readable, _, _ = select.select([r], [], [], 60)
+        # Nothing to read but EOF: it exited first (bad arguments).
+        ready = bool(readable) and os.read(r, 64) != b""
+        line = (start or f"{time.time_ns() + 300_000_000}\n") if ready else None
+        out, err = proc.communicate(line, timeout=60)
+    finally:
+        os.close(r)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def rows(path: Path) -> list[dict]:
@@ -239,6 +262,21 @@ def test_bad_arguments_exit_2_with_one_line_naming_the_field(tmp_path, extra, me
     done = worker(tmp_path, "http://127.0.0.1:9/", 0, *extra, module="loadgen")
     assert done.returncode == 2
     assert message in done.stderr.strip().splitlines()[-1]
+
+
+def test_a_held_worker_given_no_start_exits_2_naming_what_it_got(tmp_path):
+    done = worker(tmp_path, "http://127.0.0.1:9/", 0, "--rate", "10", module="loadgen",
+                  start="soon\n")  # fmt: skip
+    assert done.returncode == 2
+    assert "expected the start (epoch ns) on stdin, got 'soon\\n'" in done.stderr
+
+
+def test_a_worker_takes_its_start_from_one_of_t0_and_the_gate_not_both(tmp_path):
+    both = [sys.executable, "-m", "loadgen", "--target", "http://127.0.0.1:9/",
+            "--run-dir", str(tmp_path), "--duration", "1", "--rate", "1",
+            "--t0-ns", "1", "--ready-fd", "9"]  # fmt: skip
+    done = subprocess.run(both, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "not allowed with argument" in done.stderr
 
 
 def test_battle_load_runs_workers_sharing_the_rate_and_judges_the_run(provider, tmp_path):
