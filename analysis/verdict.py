@@ -235,7 +235,8 @@ def judge_database(
             "the router strips correlation tags: upstream exchanges were attributed to"
             " the client request of the same method sent most recently before them"
             " (attempt_source_by_time), so failovers, retries, amplification and"
-            " overhead are estimates"
+            " overhead are estimates; route-away and come-back count only calls of"
+            " methods the router does not also send on its own (serving_exchanges)"
         )
     comparison = compare(metrics, baseline) if baseline is not None else None
     verdict, code = _verdict(validity_results, slo_results, comparison)
