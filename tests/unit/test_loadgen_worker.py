@@ -332,3 +332,34 @@ async def test_a_batch_is_one_row_ok_in_any_order_and_invalid_when_answers_chang
         assert all(r[12].startswith("call ") for r in rows)
     # A block number, or none: never a rotated balance (a BIGINT column).
     assert all(r[15] is None or 0 <= r[15] < 1 << 63 for r in rows)
+
+
+# --- the worker's clock in a real run -----------------------------------------------
+
+
+def _fast_wall(monkeypatch):
+    """A wall clock running 0.5% faster than trio's (a VM measured so for minutes)."""
+    mock = trio.lowlevel.current_clock()
+    start = mock.current_time()
+
+    def wall() -> int:
+        return T0 + int((mock.current_time() - start) * 1.005 * SEC)
+
+    monkeypatch.setattr(time, "time_ns", wall)
+    return wall
+
+
+async def test_a_real_runs_clock_follows_a_wall_clock_that_runs_ahead(autojump_clock, monkeypatch):
+    wall = _fast_wall(monkeypatch)
+    clock = Clock.from_system()
+    await trio.sleep(10)
+    assert clock.now_ns() == wall()
+    # One wall second from now is one second of trio time from now, read afresh.
+    assert clock.deadline(wall() + SEC) == pytest.approx(trio.current_time() + 1.0)
+
+
+async def test_a_clock_anchored_once_falls_behind_such_a_wall_clock(autojump_clock, monkeypatch):
+    wall = _fast_wall(monkeypatch)
+    anchored = Clock(wall())
+    await trio.sleep(10)
+    assert wall() - anchored.now_ns() == pytest.approx(50_000_000, rel=1e-6)  # 50 ms
