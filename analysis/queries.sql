@@ -1256,6 +1256,39 @@ SELECT worker, seq, tag, transport,
 FROM requests WHERE t_sent - t_intended > 1e6 AND transport <> 'ws'
 ORDER BY t_sent - t_intended DESC;
 
+-- name: clock_skew_ms
+-- How far the load generator's clock and the chaos proxy's disagree, in ms: in real
+-- time a call is sent before the proxy receives any exchange tagged with it, and ends
+-- after the proxy had the first answer that served it, so a call's earliest exchange
+-- received before its send, or its first answer after its end, measures a skew. The
+-- median over the calls answered through a tagged `ok` exchange, so that a router's
+-- hedged or late attempts (answers after the call ended, the first having served it)
+-- and answers from its cache (no exchange) do not count. Measured: a worker anchored to
+-- the wall clock once fell 5 ms a second behind it on a busy VM; every head it judged
+-- near a block boundary came out "ahead of the true head".
+WITH c AS (
+    SELECT r.tag,
+           greatest(min(u.t_response) FILTER (WHERE u.outcome = 'ok') - any_value(r.t_done),
+                    any_value(r.t_sent) - min(u.t_request), 0) AS skew_ns
+    FROM requests r JOIN upstream u ON u.tag = r.tag
+    WHERE r.outcome = 'ok' AND r.t_sent IS NOT NULL
+    GROUP BY r.tag
+    HAVING count(*) FILTER (WHERE u.outcome = 'ok') > 0
+)
+SELECT coalesce(median(skew_ns), 0) / 1e6 AS value FROM c;
+
+-- name: clock_skew_ms.witnesses
+SELECT r.tag, round((r.t_sent - (SELECT t_start FROM run_window)) / 1e9, 3) AS at_s,
+       round((min(u.t_request) - r.t_sent) / 1e6, 3) AS proxy_received_after_send_ms,
+       round((any_value(r.t_done) - min(u.t_response) FILTER (WHERE u.outcome = 'ok')) / 1e6, 3)
+           AS call_ended_after_answer_ms
+FROM requests r JOIN upstream u ON u.tag = r.tag
+WHERE r.outcome = 'ok' AND r.t_sent IS NOT NULL
+GROUP BY r.tag, r.t_sent
+HAVING min(u.t_response) FILTER (WHERE u.outcome = 'ok') > any_value(r.t_done)
+    OR min(u.t_request) < r.t_sent
+ORDER BY r.t_sent;
+
 -- name: send_lateness_p99_ms
 -- How late the load generator sent (p99 of sent minus intended time, ms).
 SELECT quantile_cont(t_sent - t_intended, 0.99) / 1e6 AS value FROM requests

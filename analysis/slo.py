@@ -938,6 +938,13 @@ DEFAULT_VALIDITY: tuple[Check, ...] = (
         " between two scheduled sends",
     ),
     Check(
+        "clock_skew_ms",
+        "<",
+        5,
+        "the load generator's clock and the chaos proxy's agree within 5 ms: every"
+        " exchange falls inside the call it served (median over calls)",
+    ),
+    Check(
         "requests_missing_share",
         "<=",
         0.01,

@@ -70,6 +70,7 @@ KEY_METRICS = (
     "faults_planned",
     "late_sends_share",
     "send_lateness_p99_ms",
+    "clock_skew_ms",
     "host_jitter_p99_ms",
     "host_jitter_max_ms",
     *INVARIANT_METRICS,

@@ -488,6 +488,30 @@ def test_sends_a_few_ms_late_at_a_slow_rate_leave_the_run_valid(tmp_path):
     assert failed_validity(con, tmp_path / "run") == []
 
 
+def test_a_load_generator_clock_behind_the_proxys_makes_the_run_invalid(tmp_path):
+    # The proxy sees each call's exchange 25 ms after its send and 16 ms after the
+    # call ended: the worker's clock is 20 ms or so behind the proxy's.
+    tables = good_run()
+    tables["upstream"] = [up(i, "A", i * 100 + 25) for i in range(10)]
+    con = db(tmp_path, tables)
+    assert failed_validity(con, tmp_path / "run") == ["clock_skew_ms"]
+    assert value(con, "clock_skew_ms") == pytest.approx(16)
+    witnesses = con.execute(query("clock_skew_ms.witnesses")).fetchall()
+    assert len(witnesses) == 10
+
+
+def test_hedged_late_attempts_and_cached_answers_are_no_clock_skew(tmp_path):
+    tables = good_run()
+    # Every call hedged: a second attempt on B answers 40 ms after the call ended.
+    tables["upstream"] += [up(i, "B", i * 100 + 5, took_ms=45) for i in range(10)]
+    # And ten more calls answered from the router's cache: no exchange at all.
+    tables["requests"] += [req(i, i * 100 + 50) for i in range(10, 20)]
+    tables["lifecycle"] = [stopped(0, 20)]
+    con = db(tmp_path, tables)
+    assert value(con, "clock_skew_ms") == 0
+    assert failed_validity(con, tmp_path / "run") == []
+
+
 def test_lost_request_rows_make_the_run_invalid(tmp_path):
     tables = good_run()
     tables["lifecycle"] = [stopped(0, 20)]  # the worker sent 20, 10 are recorded
