@@ -32,7 +32,7 @@ from chaosproxy.addons import (
     WsFaults,
 )
 from chaosproxy.addons.paths import UpstreamPaths
-from chaosproxy.cli import Config
+from chaosproxy.config import Config
 from chaosproxy.errors import ConfigError
 from chaosproxy.recording import Shards
 from chaosproxy.schedule import Timeline

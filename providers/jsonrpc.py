@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from providers.behaviour import Behaviour, BehaviourState
@@ -47,6 +46,7 @@ from providers.params import (
     _parse_hash,
     _parse_uint64,
 )
+from providers.wire import Reply, dumps, error, error_obj, valid_id
 
 if TYPE_CHECKING:
     from providers.subscriptions import WsSession
@@ -58,7 +58,6 @@ __all__ = [
     "SAFE_DEPTH",
     "InvalidParams",
     "MockNode",
-    "Reply",
     "RpcError",
 ]
 
@@ -75,23 +74,8 @@ _TIP_WEI = 100_000_000  # 0.1 gwei, matches Chain's transactions
 
 _BLOCK_TAGS = frozenset({"latest", "earliest", "pending", "safe", "finalized"})
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
 _loads = json.JSONDecoder().decode
 _MISSING = object()
-
-
-@dataclass
-class Reply:
-    """What the transport sends for one request: status, body, extra headers, and when.
-
-    ``delay_ns`` is the behaviour's latency; the driver holds the response that long.
-    An empty ``body`` with status 200 means nothing to answer (only notifications).
-    """
-
-    status: int
-    body: bytes
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    delay_ns: int = 0
 
 
 class MockNode:
@@ -199,14 +183,14 @@ class MockNode:
         except (ValueError, UnicodeDecodeError) as e:
             # json.JSONDecodeError is a ValueError; e.g. "Expecting value"
             text = e.msg if isinstance(e, json.JSONDecodeError) else str(e)
-            return Reply(200, _dumps(_error(None, -32700, f"parse error: {text}")).encode())
+            return Reply(200, dumps(error(None, -32700, f"parse error: {text}")).encode())
         now = self.clock()
         head = max(self.chain.head(now) - self._lag, 0)
         if self._plain:
             if isinstance(msg, list):
                 return Reply(200, self._handle_batch(msg, head, None))
             response = self._handle_one(msg, head, None)
-            return Reply(200, b"" if response is None else _dumps(response).encode())
+            return Reply(200, b"" if response is None else dumps(response).encode())
         state = self.state
         delay = state.delay_ns()
         override: ErrorShape | None = None
@@ -215,16 +199,16 @@ class MockNode:
             assert rl is not None
             shape = PRESETS["infura_project_rate_exceeded"]
             if rl.mode == "http" and transport == "http":
-                rid = msg.get("id") if isinstance(msg, dict) and _valid_id(msg.get("id")) else None
+                rid = msg.get("id") if isinstance(msg, dict) and valid_id(msg.get("id")) else None
                 err = {"jsonrpc": "2.0", "id": rid, "error": shape.error_object()}
                 headers = [("Retry-After", str(rl.retry_after_s))]
-                return Reply(429, _dumps(err).encode(), headers, delay)
+                return Reply(429, dumps(err).encode(), headers, delay)
             override = ErrorShape(shape.code, shape.message, shape.data)
         if isinstance(msg, list):
             out = self._handle_batch(msg, head, override, transport)
         else:
             response = self._handle_one(msg, head, override, transport)
-            out = b"" if response is None else _dumps(response).encode()
+            out = b"" if response is None else dumps(response).encode()
         if self._http_error is not None:
             status, self._http_error = self._http_error, None
             return Reply(status, out, [], delay)
@@ -234,57 +218,57 @@ class MockNode:
         self, msgs: list[Any], head: int, override: ErrorShape | None, transport: str = "http"
     ) -> bytes:
         if not msgs:
-            return _dumps(_error(None, -32600, "empty batch")).encode()
+            return dumps(error(None, -32600, "empty batch")).encode()
         if self.batch_limit and len(msgs) > self.batch_limit:
             # geth: a one-element array carrying the first call's id.
             first = msgs[0]
             rid = first.get("id") if isinstance(first, dict) else None
-            if not _valid_id(rid):
+            if not valid_id(rid):
                 rid = None
-            return _dumps([_error(rid, -32600, "batch too large")]).encode()
+            return dumps([error(rid, -32600, "batch too large")]).encode()
         out = []
         for m in msgs:
             r = self._handle_one(m, head, override, transport)
             if r is not None:
                 out.append(r)
-        return _dumps(out).encode() if out else b""
+        return dumps(out).encode() if out else b""
 
     def _handle_one(
         self, msg: Any, head: int, override: ErrorShape | None, transport: str = "http"
     ) -> dict[str, Any] | None:
         if not isinstance(msg, dict):
-            return _error(None, -32600, "invalid request")
+            return error(None, -32600, "invalid request")
         rid = msg.get("id", _MISSING)
         method = msg.get("method")
         if not isinstance(method, str) or not method:
-            return _error(rid if _valid_id(rid) else None, -32600, "invalid request")
+            return error(rid if valid_id(rid) else None, -32600, "invalid request")
         if rid is _MISSING:
             # A notification: run nothing observable, answer nothing.
             return None
-        if not _valid_id(rid):
-            return _error(None, -32600, "invalid request")
+        if not valid_id(rid):
+            return error(None, -32600, "invalid request")
         if override is not None:
-            return _error_obj(rid, override)
+            return error_obj(rid, override)
         fn = self._methods.get(method)
         if fn is None:
             if method in ("eth_subscribe", "eth_unsubscribe") and transport == "http":
-                return _error_obj(rid, PRESETS["geth_subscribe_over_http"])
-            return _error(rid, -32601, f"the method {method} does not exist/is not available")
+                return error_obj(rid, PRESETS["geth_subscribe_over_http"])
+            return error(rid, -32601, f"the method {method} does not exist/is not available")
         if not self._plain:
             injected = self.state.injected_error()
             if injected is not None:
                 if injected.http_status != 200 and transport == "http":
                     self._http_error = injected.http_status
-                return _error_obj(rid, injected)
+                return error_obj(rid, injected)
         params = msg.get("params")
         if params is None:
             params = []
         elif not isinstance(params, list):
-            return _error(rid, -32602, "non-array args")
+            return error(rid, -32602, "non-array args")
         try:
             result = fn(params, head)
         except RpcError as e:
-            return _error_obj(rid, ErrorShape(e.code, e.message, e.data))
+            return error_obj(rid, ErrorShape(e.code, e.message, e.data))
         return {"jsonrpc": "2.0", "id": rid, "result": result}
 
     # -------------------------------------------------------------- parameter helpers
@@ -576,16 +560,3 @@ class MockNode:
 
         self._sessions += 1
         return WsSession(self, self._sessions)
-
-
-def _error_obj(rid: Any, shape: ErrorShape) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": rid, "error": shape.error_object()}
-
-
-def _valid_id(rid: Any) -> bool:
-    """JSON-RPC ids are strings, numbers or null (bool is not a number here)."""
-    return rid is None or (isinstance(rid, str | int | float) and not isinstance(rid, bool))
-
-
-def _error(rid: Any, code: int, message: str) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}}

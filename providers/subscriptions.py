@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from providers.errors import PRESETS, ErrorShape
-from providers.jsonrpc import Reply, _dumps, _error_obj, _valid_id
 from providers.params import (
     InvalidParams,
     RpcError,
@@ -20,6 +19,7 @@ from providers.params import (
     _log_matches,
     _log_topics,
 )
+from providers.wire import Reply, dumps, error_obj, valid_id
 
 if TYPE_CHECKING:
     from providers.jsonrpc import MockNode
@@ -63,7 +63,7 @@ class WsSession:
             return self.node.respond(text, transport="ws")
         if isinstance(msg, dict) and msg.get("method") in ("eth_subscribe", "eth_unsubscribe"):
             rid = msg.get("id")
-            if not _valid_id(rid):
+            if not valid_id(rid):
                 return self.node.respond(text, transport="ws")
             try:
                 params = msg.get("params") or []
@@ -76,10 +76,10 @@ class WsSession:
                         raise InvalidParams("missing value for required argument 0")
                     result = self.subs.pop(params[0], None) is not None
             except RpcError as e:
-                out = _error_obj(rid, ErrorShape(e.code, e.message, e.data))
+                out = error_obj(rid, ErrorShape(e.code, e.message, e.data))
             else:
                 out = {"jsonrpc": "2.0", "id": rid, "result": result}
-            return Reply(200, _dumps(out).encode())
+            return Reply(200, dumps(out).encode())
         return self.node.respond(text, transport="ws")
 
     def _subscribe(self, params: list[Any]) -> str:
@@ -156,7 +156,7 @@ class WsSession:
 
 
 def _notification(sub_id: str, result: Any) -> bytes:
-    return _dumps(
+    return dumps(
         {
             "jsonrpc": "2.0",
             "method": "eth_subscription",

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Message, Ping, TextMessage
 
-from providers.jsonrpc import Reply
 from providers.subscriptions import WsSession
+from providers.wire import Reply
 
 __all__ = ["WsConnection", "WsOutput", "handshake", "is_upgrade"]
 

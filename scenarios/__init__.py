@@ -2,10 +2,11 @@
 
 Layout: `api` (the Scenario value and its parts, validated eagerly), `runner` (starts,
 watches and stops every process of a run, then judges it), `sut` (the system under
-test's config, command and probe), `collectors` and `metrics` (process samples and
-Prometheus scrapes), `loader` (scenario files, built-in names, CLI overrides, the
-printed plan), `builtin/` (the built-in scenarios and their registry), `demo`
-(`battle demo`), `pytest_plugin`, `cli` (`battle`).
+test's spec, config, command and probe), `fields` (the field checks of both),
+`collectors` and `metrics` (process samples and Prometheus scrapes), `loader` (scenario
+files, built-in names, CLI overrides, the printed plan), `builtin/` (the built-in
+scenarios and their registry), `demo` (`battle demo`), `pytest_plugin`, `cli`
+(`battle`).
 """
 
 from .api import Collectors as Collectors

@@ -14,24 +14,21 @@ schema of `docs/scenarios.md` is exactly that dict, and `--set a.b=v` edits it.
 from __future__ import annotations
 
 import dataclasses
-import re
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import jinja2
-import jinja2.meta
 
 from analysis.expect import resolve_expect
 from analysis.slo import SLO, Check, SqlCheck, Threshold, slo_from_json
 from chaosproxy.errors import ConfigError as ProxyConfigError
 from chaosproxy.faults import parse_faults
 from loadgen.__main__ import check_args
-from providers.remote import ProviderDef, Redactor, parse_provider, secrets_in_url
+from providers.remote import ProviderDef, Redactor, parse_provider
 
 from .errors import ConfigError
+from .fields import NAME, build, fail, integer, known, number
+from .sut import Sut, external, managed, reference_router, sut_from_dict
 
 if TYPE_CHECKING:
     from .runner import ScenarioResult
@@ -52,60 +49,11 @@ __all__ = [
 ]
 
 DEFAULT_MIX = "eth_blockNumber=1,eth_getBalance=1"
-SUT_KINDS = ("reference", "managed", "external")
-# The reference router's defaults the runner fills in when the scenario leaves them out
-# (render_config needs them all). attempt_timeout_s 2 s: well under request_timeout_s,
-# so a hung provider leaves time for another attempt.
-REFERENCE_DEFAULTS: dict[str, Any] = {
-    "strategy": "round_robin",
-    "failover": True,
-    "request_timeout_s": 5.0,
-    "attempt_timeout_s": 2.0,
-}
-_PLACEHOLDERS = ("{config}", "{port}", "{run_dir}", "{python}")
-# Template variables the runner sets (the config template's, plus `port`, `config` and
-# `python` for the command); an option of the same name would shadow one.
-RESERVED_OPTIONS = (
-    "listen", "listen_host", "listen_port", "upstreams", "run_dir", "port", "config", "python",
-)  # fmt: skip
-# A command item that expands into one or more argv items per element of a list.
-EACH_KEYS = ("each", "as", "arg", "args")
-# Jinja2 markup, removed before looking for the old single-brace placeholders.
-_JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
-# SUT options whose values are credentials (masked wherever the run writes them).
-_SECRET_OPTION = re.compile(r"(?i)(key|token|secret|passw|auth)")
 # Load kept after the last fault ends beyond come_back_s, so the come-back is judged
 # on traffic that was sent after it (one second of margin on each side).
 COME_BACK_MARGIN_S = 2.0
 # The metrics (analysis/queries.sql, analysis/slo.py) that judge a provider coming back.
 COME_BACK_METRICS = ("abandoned_providers", "come_back_max_s", "traffic_return")
-_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,60}$")
-
-
-def _fail(where: str, rule: str, value: Any) -> ConfigError:
-    return ConfigError(f"{where} {rule}, got {value!r}")
-
-
-def _number(where: str, value: Any, *, minimum: float = 0.0, strict: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _fail(where, "must be a number", value)
-    if (strict and not value > minimum) or (not strict and value < minimum):
-        raise _fail(where, f"must be {'>' if strict else '>='} {minimum:g}", value)
-    return float(value)
-
-
-def _int(where: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise _fail(where, f"must be an integer >= {minimum}", value)
-    return value
-
-
-def _known(where: str, data: Mapping[str, Any], allowed: Sequence[str]) -> None:
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{where} must be a table/object, got {type(data).__name__}")
-    extra = sorted(set(data) - set(allowed))
-    if extra:
-        raise ConfigError(f"{where}.{extra[0]} is not a known field (known: {', '.join(allowed)})")
 
 
 # ---------------------------------------------------------------------------------
@@ -160,305 +108,6 @@ def _provider_dict(p: ProviderDef) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------
-# The system under test
-# ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Sut:
-    """The system under test. Build it with `reference_router`, `managed` or `external`.
-
-    Managed SUTs (`reference`, `managed`) are started by the runner on a free port with
-    a config rendered from a jinja2 template whose variables are: `listen`
-    ("127.0.0.1:PORT"), `listen_host`, `listen_port`, `upstreams` (list of dicts with
-    `name`, `url`, `ws_url`, `host`, `port`: the chaos-proxy listener of each
-    provider), `run_dir`, and every key of `options`.
-
-    Args:
-        kind: `reference` | `managed` | `external`.
-        options: template variables (reference: `render_config`'s keys, e.g. `failover`,
-            `strategy`, `circuit_breaker`).
-        command: managed: argv. Each item is a jinja2 template over the config
-            template's variables plus `port`, `config` (the rendered config's path) and
-            `python` (this interpreter), e.g. `"--listen=127.0.0.1:{{ port }}"`; the
-            older `{config}`, `{port}`, `{run_dir}`, `{python}` are replaced too. An
-            item `{"each": "upstreams", "as": "u", "args": ["--upstream",
-            "{{ u.name }}={{ u.url }}"]}` (or `"arg": "..."` for one) becomes those
-            items once per element of the list variable `each` (`as` defaults to
-            `item`): a list never has to be split out of one string.
-        template: managed: the jinja2 config template's path (relative paths are
-            resolved against the scenario file's folder by the loader).
-        config_name: the rendered config's file name in the run directory.
-        ready: readiness probe: `GET /path` (any status below 500) or `rpc METHOD`
-            (a JSON-RPC answer without error).
-        ready_timeout_s: how long the SUT may take to pass its probe.
-        metrics_path: the Prometheus endpoint's path (managed), scraped each second.
-        ws_path: the WebSocket path (managed); None: the SUT serves no WebSocket.
-        url, ws_url, metrics_url: external: where the running router listens.
-        listen_ports: external: the chaos-proxy listeners' ports, one per provider in
-            order, so that a router started beforehand can be pointed at them; without
-            them the router is taken to use providers of its own: faults cannot reach it
-            and answers are not judged against the mock chain.
-        stop_grace_s: SIGTERM, then SIGKILL after this long.
-        path: the client path (`/v1/KEY`): the load, HTTP and WebSocket, goes to the
-            SUT's URL with this path instead of `/` (an external URL's path is
-            replaced by it). Treated as a key: masked in every file the run writes.
-    """
-
-    kind: str = "reference"
-    options: Mapping[str, Any] = field(default_factory=dict)
-    command: tuple[str | Mapping[str, Any], ...] = ()
-    template: str | None = None
-    config_name: str = "sut.conf"
-    ready: str = "GET /health"
-    ready_timeout_s: float = 30.0
-    metrics_path: str | None = "/metrics"
-    ws_path: str | None = "/"
-    url: str | None = None
-    ws_url: str | None = None
-    metrics_url: str | None = None
-    stop_grace_s: float = 5.0
-    listen_ports: tuple[int, ...] = ()
-    path: str | None = None
-
-    def __post_init__(self) -> None:
-        # TOML has no null: an empty path there means "none".
-        for name in ("metrics_path", "ws_path", "path"):
-            if getattr(self, name) == "":
-                object.__setattr__(self, name, None)
-
-    def secrets(self) -> list[str]:
-        """Every credential of the SUT: keys in its URLs, its client `path`, and the
-        values of options named like a credential (`api_key`, `auth_token`, ...)."""
-        out: list[str] = []
-        for url in (self.url, self.ws_url, self.metrics_url):
-            if isinstance(url, str):
-                out += secrets_in_url(url)
-        if isinstance(self.path, str):
-            # The whole path is the key (`/KEY`, `/v1/KEY`); its key-like segments
-            # too, should the SUT's log show one without the rest.
-            out += [self.path, self.path.strip("/"), *secrets_in_url(f"http://h{self.path}")]
-        return out + _option_secrets(self.options)
-
-    def check(self, where: str = "sut") -> None:
-        if self.kind not in SUT_KINDS:
-            raise _fail(f"{where}.kind", f"must be one of {', '.join(SUT_KINDS)}", self.kind)
-        if not isinstance(self.options, Mapping) or not all(
-            isinstance(k, str) and k.isidentifier() for k in self.options
-        ):
-            raise ConfigError(f"{where}.options must map identifiers to values")
-        for key in RESERVED_OPTIONS:
-            if key in self.options:
-                raise ConfigError(f"{where}.options.{key} is set by the runner and cannot be given")
-        _number(f"{where}.ready_timeout_s", self.ready_timeout_s)
-        _number(f"{where}.stop_grace_s", self.stop_grace_s)
-        parse_ready(self.ready, f"{where}.ready")
-        for name in ("metrics_path", "ws_path", "path"):
-            value = getattr(self, name)
-            if value is not None and not (isinstance(value, str) and value.startswith("/")):
-                raise _fail(f"{where}.{name}", "must be a path starting with '/' or unset", value)
-        if self.path is not None and (re.search(r"[\s#]", self.path) or self.path == "/"):
-            raise ConfigError(
-                f"{where}.path must be a URL path without spaces or '#', other than '/'"
-            )
-        if self.kind == "external":
-            if not isinstance(self.url, str) or not self.url.startswith(("http://", "https://")):
-                raise _fail(
-                    f"{where}.url", "must be the http(s) URL of the running router", self.url
-                )
-            if self.ws_url is not None and not str(self.ws_url).startswith(("ws://", "wss://")):
-                raise _fail(f"{where}.ws_url", "must be a ws(s) URL", self.ws_url)
-            if self.metrics_url is not None and not str(self.metrics_url).startswith("http"):
-                raise _fail(f"{where}.metrics_url", "must be an http(s) URL", self.metrics_url)
-            if self.command or self.template:
-                raise ConfigError(f"{where}.command and .template are for kind 'managed' only")
-            for i, port in enumerate(self.listen_ports):
-                if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-                    raise _fail(f"{where}.listen_ports[{i}]", "must be a port number", port)
-            if len(set(self.listen_ports)) != len(self.listen_ports):
-                raise _fail(f"{where}.listen_ports", "must be distinct", self.listen_ports)
-            return
-        for name in ("url", "ws_url", "metrics_url"):
-            if getattr(self, name) is not None:
-                raise ConfigError(f"{where}.{name} is for kind 'external' only")
-        if self.listen_ports:
-            raise ConfigError(f"{where}.listen_ports is for kind 'external' only")
-        if self.kind == "reference":
-            if self.command or self.template:
-                raise ConfigError(
-                    f"{where}.command and .template are for kind 'managed'; the reference"
-                    " router uses its own"
-                )
-            return
-        if not self.command or not isinstance(self.command, tuple | list):
-            raise _fail(f"{where}.command", "must be a non-empty list of strings", self.command)
-        if self.template is not None and not isinstance(self.template, str):
-            raise _fail(f"{where}.template", "must be a path", self.template)
-        used: set[str] = set()
-        known = {*RESERVED_OPTIONS, *self.options, *jinja2.Environment().globals}
-        for i, item in enumerate(self.command):
-            names = _check_command_item(f"{where}.command[{i}]", item)
-            # Caught here, not when the run starts: --dry-run shows a typo too.
-            if unknown := sorted(names - known):
-                raise ConfigError(
-                    f"{where}.command[{i}] uses {unknown[0]!r}, which is neither a variable"
-                    f" of the runner nor an option (known: {', '.join(sorted(known))})"
-                )
-            used |= names
-        if self.template is None and "config" in used:
-            raise ConfigError(f"{where}.command uses {{config}} but {where}.template is unset")
-        if not _NAME.match(self.config_name):
-            raise _fail(f"{where}.config_name", "must be a plain file name", self.config_name)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.kind}
-        if self.options:
-            out["options"] = dict(self.options)
-        if self.kind == "external":
-            out["url"] = self.url
-            for name in ("ws_url", "metrics_url"):
-                if getattr(self, name) is not None:
-                    out[name] = getattr(self, name)
-            if self.listen_ports:
-                out["listen_ports"] = list(self.listen_ports)
-        else:
-            if self.kind == "managed":
-                out["command"] = [a if isinstance(a, str) else dict(a) for a in self.command]
-                if self.template is not None:
-                    out["template"] = self.template
-                out["config_name"] = self.config_name
-            out["metrics_path"] = self.metrics_path or ""
-            out["ws_path"] = self.ws_path or ""
-        out["ready"] = self.ready
-        out["ready_timeout_s"] = self.ready_timeout_s
-        out["stop_grace_s"] = self.stop_grace_s
-        if self.path is not None:
-            out["path"] = self.path
-        return {k: v for k, v in out.items() if v is not None}
-
-
-def _option_secrets(value: Any, secret: bool = False) -> list[str]:
-    """The string values under every option key that names a credential."""
-    if isinstance(value, Mapping):
-        out: list[str] = []
-        for k, v in value.items():
-            out += _option_secrets(v, secret or bool(_SECRET_OPTION.search(str(k))))
-        return out
-    if isinstance(value, list | tuple):
-        return [s for v in value for s in _option_secrets(v, secret)]
-    return [value] if secret and isinstance(value, str) else []
-
-
-def _check_template(where: str, text: Any) -> set[str]:
-    """The variables a command template uses; a syntax error or a stray single-brace
-    placeholder is a ConfigError naming the item."""
-    if not isinstance(text, str) or not text:
-        raise _fail(where, "must be a non-empty string", text)
-    try:
-        names = set(jinja2.meta.find_undeclared_variables(jinja2.Environment().parse(text)))
-    except jinja2.TemplateSyntaxError as exc:
-        raise ConfigError(f"{where} is not a valid jinja2 template: {exc}") from None
-    for brace in re.findall(r"\{[^}]*\}", _JINJA.sub("", text)):
-        if brace not in _PLACEHOLDERS:
-            raise _fail(
-                where,
-                f"may use only jinja2 ({{{{ port }}}}) or the placeholders"
-                f" {', '.join(_PLACEHOLDERS)}",
-                text,
-            )
-        names.add(brace.strip("{}"))
-    return names
-
-
-def _check_command_item(where: str, item: Any) -> set[str]:
-    if isinstance(item, str):
-        return _check_template(where, item)
-    if not isinstance(item, Mapping):
-        raise _fail(where, "must be a string or an {each, as, args} table", item)
-    _known(where, item, EACH_KEYS)
-    each, loop = item.get("each"), item.get("as", "item")
-    for key, name in (("each", each), ("as", loop)):
-        if not isinstance(name, str) or not name.isidentifier():
-            raise _fail(f"{where}.{key}", "must name a variable", name)
-    if ("arg" in item) == ("args" in item):
-        raise ConfigError(f"{where} needs exactly one of arg or args")
-    args = [item["arg"]] if "arg" in item else item["args"]
-    if not isinstance(args, list | tuple) or not args:
-        raise _fail(f"{where}.args", "must be a non-empty list of strings", args)
-    used = {each}
-    for j, arg in enumerate(args):
-        used |= _check_template(f"{where}.{'arg' if 'arg' in item else f'args[{j}]'}", arg)
-    return used - {loop}
-
-
-def parse_ready(text: Any, where: str = "sut.ready") -> tuple[str, str]:
-    """`GET /path` -> ("GET", "/path"); `rpc eth_chainId` -> ("rpc", "eth_chainId")."""
-    parts = text.split() if isinstance(text, str) else []
-    if len(parts) == 2 and parts[0] == "GET" and parts[1].startswith("/"):
-        return "GET", parts[1]
-    if len(parts) == 2 and parts[0] == "rpc" and re.fullmatch(r"[A-Za-z0-9_]+", parts[1]):
-        return "rpc", parts[1]
-    raise _fail(where, "must read `GET /path` or `rpc METHOD`", text)
-
-
-def reference_router(**options: Any) -> Sut:
-    """The bundled reference router, managed; `options` are `render_config`'s keys
-    (`failover`, `strategy`, `request_timeout_s`, `circuit_breaker`, `rate_limit`, ...)."""
-    return Sut("reference", options)
-
-
-def managed(
-    command: Sequence[str],
-    *,
-    template: str | Path | None = None,
-    config_name: str = "sut.conf",
-    ready: str = "rpc eth_chainId",
-    metrics_path: str | None = None,
-    ws_path: str | None = None,
-    path: str | None = None,
-    **options: Any,
-) -> Sut:
-    """A router the runner starts: `command` rendered as jinja2 over the template's
-    variables plus `port`, `config` (the rendered `template`'s path) and `python`
-    (`{config}`, `{port}`, `{run_dir}`, `{python}` work too); `options` go to both."""
-    return Sut(
-        "managed",
-        options,
-        tuple(command),
-        None if template is None else str(template),
-        config_name,
-        ready,
-        metrics_path=metrics_path,
-        ws_path=ws_path,
-        path=path,
-    )
-
-
-def external(
-    url: str,
-    *,
-    ws_url: str | None = None,
-    metrics_url: str | None = None,
-    listen_ports: Sequence[int] = (),
-    ready: str = "rpc eth_chainId",
-    path: str | None = None,
-) -> Sut:
-    """A router already running at `url`; the runner only probes it and loads it. With
-    `listen_ports` (one per provider) the chaos-proxy listeners take those ports, for a
-    router configured beforehand to use them as its upstreams."""
-    return Sut(
-        "external",
-        {},
-        ready=ready,
-        url=url,
-        ws_url=ws_url,
-        metrics_url=metrics_url,
-        listen_ports=tuple(listen_ports),
-        path=path,
-    )
-
-
-# ---------------------------------------------------------------------------------
 # Workloads
 # ---------------------------------------------------------------------------------
 
@@ -506,10 +155,10 @@ class HttpLoad:
         if (self.rate is None) == (self.arrival is None):
             raise ConfigError(f"{where} needs exactly one of rate or arrival")
         if self.rate is not None:
-            _number(f"{where}.rate", self.rate)
-        _int(f"{where}.workers", self.workers, 1)
-        _number(f"{where}.timeout_s", self.timeout_s)
-        _int(f"{where}.max_in_flight", self.max_in_flight, 1)
+            number(f"{where}.rate", self.rate)
+        integer(f"{where}.workers", self.workers, 1)
+        number(f"{where}.timeout_s", self.timeout_s)
+        integer(f"{where}.max_in_flight", self.max_in_flight, 1)
         _check_worker_args(where, [*self.argv(duration_s, 0), "--workers", str(self.workers)])
 
     def to_dict(self) -> dict[str, Any]:
@@ -548,10 +197,10 @@ class WsLoad:
 
     def check(self, where: str, duration_s: float) -> None:
         if not isinstance(self.reconnect, bool):
-            raise _fail(f"{where}.reconnect", "must be true or false", self.reconnect)
-        _number(f"{where}.call_interval_s", self.call_interval_s, strict=False)
-        _int(f"{where}.workers", self.workers, 1)
-        _number(f"{where}.timeout_s", self.timeout_s)
+            raise fail(f"{where}.reconnect", "must be true or false", self.reconnect)
+        number(f"{where}.call_interval_s", self.call_interval_s, strict=False)
+        integer(f"{where}.workers", self.workers, 1)
+        number(f"{where}.timeout_s", self.timeout_s)
         _check_worker_args(where, self.argv(duration_s, 0))
 
     def to_dict(self) -> dict[str, Any]:
@@ -632,8 +281,8 @@ class Collectors:
     def check(self, where: str = "collectors") -> None:
         for name in ("system", "metrics"):
             if not isinstance(getattr(self, name), bool):
-                raise _fail(f"{where}.{name}", "must be true or false", getattr(self, name))
-        _number(f"{where}.interval_s", self.interval_s)
+                raise fail(f"{where}.{name}", "must be true or false", getattr(self, name))
+        number(f"{where}.interval_s", self.interval_s)
 
 
 # ---------------------------------------------------------------------------------
@@ -679,24 +328,24 @@ class Scenario:
     expect: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _NAME.match(self.name):
-            raise _fail("name", "must be 1-60 letters, digits, '_', '.' or '-'", self.name)
+        if not isinstance(self.name, str) or not NAME.match(self.name):
+            raise fail("name", "must be 1-60 letters, digits, '_', '.' or '-'", self.name)
         object.__setattr__(self, "providers", tuple(self.providers))
         object.__setattr__(self, "workloads", tuple(self.workloads))
         object.__setattr__(self, "faults", tuple(self.faults))
         if not isinstance(self.expect, Mapping):
-            raise _fail("expect", "must be a table of expectations", self.expect)
+            raise fail("expect", "must be a table of expectations", self.expect)
         try:
             resolve_expect(self.expect)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         object.__setattr__(self, "expect", {k: float(v) for k, v in self.expect.items()})
-        _number("duration_s", self.duration_s)
-        _int("seed", self.seed, 0)
-        _int("block_time_ms", self.block_time_ms, 1)
+        number("duration_s", self.duration_s)
+        integer("seed", self.seed, 0)
+        integer("block_time_ms", self.block_time_ms, 1)
         self._check_providers()
         if not isinstance(self.sut, Sut):
-            raise _fail("sut", "must be a Sut (reference_router, managed, external)", self.sut)
+            raise fail("sut", "must be a Sut (reference_router, managed, external)", self.sut)
         self.sut.check()
         if self.sut.listen_ports and len(self.sut.listen_ports) != len(self.providers):
             raise ConfigError(
@@ -711,7 +360,7 @@ class Scenario:
         multi = [i for i, w in enumerate(self.workloads) if getattr(w, "workers", 1) > 1]
         for i, w in enumerate(self.workloads):
             if not isinstance(w, HttpLoad | WsLoad):
-                raise _fail(f"workloads[{i}]", "must be an HttpLoad or a WsLoad", w)
+                raise fail(f"workloads[{i}]", "must be an HttpLoad or a WsLoad", w)
             w.check(f"workloads[{i}]", self.load_duration_s)
         if len(multi) > 1:
             # loadgen's --worker is both a shard name and the index of its share of the
@@ -728,13 +377,13 @@ class Scenario:
                 raise ConfigError("sut.ws_url is required for a WsLoad on an https router")
         object.__setattr__(self, "slos", tuple(self._checked_slos()))
         if not isinstance(self.collectors, Collectors):
-            raise _fail("collectors", "must be a Collectors", self.collectors)
+            raise fail("collectors", "must be a Collectors", self.collectors)
         self.collectors.check()
         from analysis.database import DEFAULT_SETTINGS
 
-        _known("analysis", self.analysis, sorted(DEFAULT_SETTINGS))
+        known("analysis", self.analysis, sorted(DEFAULT_SETTINGS))
         for key, value in self.analysis.items():
-            _number(f"analysis.{key}", value, strict=False)
+            number(f"analysis.{key}", value, strict=False)
 
     # -- validation ------------------------------------------------------------------
 
@@ -744,7 +393,7 @@ class Scenario:
         seen: set[str] = set()
         for i, p in enumerate(self.providers):
             if not isinstance(p, ProviderDef):
-                raise _fail(f"providers[{i}]", "must be a provider (mock, anvil, remote)", p)
+                raise fail(f"providers[{i}]", "must be a provider (mock, anvil, remote)", p)
             # Re-parse: a ProviderDef built by hand skipped parse_provider's checks.
             _provider(_provider_dict(p), f"providers[{i}]")
             if p.name in seen:
@@ -757,7 +406,7 @@ class Scenario:
                 " could not be judged; use one kind (plus remote ones)"
             )
         if any(p.kind == "anvil" for p in self.providers) and self.block_time_ms % 1000:
-            raise _fail(
+            raise fail(
                 "block_time_ms",
                 "must be a multiple of 1000 with anvil providers",
                 self.block_time_ms,
@@ -768,7 +417,7 @@ class Scenario:
         used: dict[str, int] = {}
         for i, f in enumerate(self.faults):
             if not isinstance(f, Fault):
-                raise _fail(f"faults[{i}]", "must be a Fault", f)
+                raise fail(f"faults[{i}]", "must be a Fault", f)
             fid = f.fault_id
             if fid is None:
                 base = f"{str(f.provider).lower()}-{f.kind}"
@@ -889,7 +538,7 @@ class Scenario:
         Raises:
             ConfigError: naming the first bad field.
         """
-        _known("scenario", data, [f.name for f in dataclasses.fields(cls)])
+        known("scenario", data, [f.name for f in dataclasses.fields(cls)])
         if "name" not in data:
             raise ConfigError("name is required")
         kw: dict[str, Any] = {k: v for k, v in data.items() if k in _SCALARS}
@@ -898,18 +547,18 @@ class Scenario:
         ]
         kw["workloads"] = [_workload(w, f"workloads[{i}]") for i, w in
                            enumerate(_list(data, "workloads"))]  # fmt: skip
-        kw["faults"] = [_build(Fault, f, f"faults[{i}]") for i, f in
+        kw["faults"] = [build(Fault, f, f"faults[{i}]") for i, f in
                         enumerate(_list(data, "faults"))]  # fmt: skip
         kw["slos"] = list(_list(data, "slos"))
         if "sut" in data:
             kw["sut"] = sut_from_dict(_table(data, "sut"), base_dir=base_dir)
         if "collectors" in data:
-            kw["collectors"] = _build(Collectors, _table(data, "collectors"), "collectors")
+            kw["collectors"] = build(Collectors, _table(data, "collectors"), "collectors")
         if "analysis" in data:
             kw["analysis"] = dict(_table(data, "analysis"))
         if "expect" in data:
             kw["expect"] = dict(_table(data, "expect"))
-        return _build(cls, kw, "scenario")
+        return build(cls, kw, "scenario")
 
     def run(
         self, runs_dir: Path | str = "runs", *, echo: Any = None, form: str = "custom"
@@ -921,40 +570,6 @@ class Scenario:
 
 
 _SCALARS = ("name", "description", "duration_s", "seed", "block_time_ms")
-
-
-def sut_from_dict(
-    data: Mapping[str, Any], *, base_dir: Path | None = None, where: str = "sut"
-) -> Sut:
-    """The `Sut` a `[sut]` table describes. With `base_dir` (the file's folder), a
-    relative `template`, and each command item naming a file that exists there, are
-    made absolute: a file's SUT works from whatever directory `battle` runs in.
-
-    Raises:
-        ConfigError: naming the first bad field.
-    """
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{where} must be a table/object, got {type(data).__name__}")
-    sut = dict(data)
-    for key in ("command", "listen_ports"):
-        if isinstance(sut.get(key), list):
-            sut[key] = tuple(sut[key])
-    if base_dir is not None:
-        template = sut.get("template")
-        if isinstance(template, str) and not Path(template).is_absolute():
-            sut["template"] = str((base_dir / template).resolve())
-        if isinstance(sut.get("command"), tuple):
-            sut["command"] = tuple(_relative_file(a, base_dir) for a in sut["command"])
-    return _build(Sut, sut, where)
-
-
-def _relative_file(arg: Any, base_dir: Path) -> Any:
-    # Only plain words that name a file next to the SUT's file (`router.py`,
-    # `conf/r.toml`): flags, templates and anything else are left as written.
-    if not isinstance(arg, str) or arg.startswith("-") or "{" in arg or Path(arg).is_absolute():
-        return arg
-    candidate = base_dir / arg
-    return str(candidate.resolve()) if candidate.is_file() else arg
 
 
 def _list(data: Mapping[str, Any], key: str) -> list[Any]:
@@ -972,23 +587,10 @@ def _table(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
 
 
 def _workload(data: Any, where: str) -> Workload:
-    _known(
+    known(
         where, data, ["kind", *{f.name for c in _WORKLOADS.values() for f in dataclasses.fields(c)}]
     )
     kind = data.get("kind", "http")
     if kind not in _WORKLOADS:
-        raise _fail(f"{where}.kind", "must be http or ws", kind)
-    return _build(_WORKLOADS[kind], {k: v for k, v in data.items() if k != "kind"}, where)
-
-
-def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
-    _known(where, data, [f.name for f in dataclasses.fields(cls)])
-    try:
-        return cls(**data)
-    except TypeError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-
-
-def python_placeholder() -> str:
-    """What `{python}` in a managed SUT's command becomes: this interpreter."""
-    return sys.executable
+        raise fail(f"{where}.kind", "must be http or ws", kind)
+    return build(_WORKLOADS[kind], {k: v for k, v in data.items() if k != "kind"}, where)

@@ -25,8 +25,9 @@ from typing import Any
 
 from analysis.expect import EXPECTATIONS, resolve_expect
 
-from .api import Scenario, sut_from_dict
+from .api import Scenario
 from .errors import ConfigError
+from .sut import sut_from_dict
 
 __all__ = [
     "apply_overrides",

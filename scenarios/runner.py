@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -50,7 +50,6 @@ from analysis import (
 )
 from analysis.shards import ShardWriter, shard_path
 
-from .api import HttpLoad, Scenario, WsLoad
 from .collectors import SystemCollector
 from .errors import ConfigError, RunError
 from .jitter import JitterProbe
@@ -64,6 +63,10 @@ from .sut import (
     proxy_ws_upstream,
     upstreams_for,
 )
+
+if TYPE_CHECKING:
+    # Types only: the Scenario API imports this module to run a scenario.
+    from .api import Scenario
 
 __all__ = ["ScenarioResult", "new_run_dir", "run_scenario"]
 
@@ -400,13 +403,14 @@ class _Run:
         order = sorted(range(len(s.workloads)), key=lambda i: -s.workloads[i].workers)
         children, index = [], 0
         for i in order:
-            w: HttpLoad | WsLoad = s.workloads[i]
+            w = s.workloads[i]
             for j in range(w.workers):
                 argv = ["-m", module, *w.argv(s.load_duration_s, s.seed), *truth_args,
                         "--target", sut.url, "--run-dir", str(self.run_dir),
                         "--worker", str(index), "--workers", str(w.workers),
                         "--faults", str(plan_path)]  # fmt: skip
-                if isinstance(w, WsLoad) and sut.ws_url:
+                # A WebSocket workload (its arguments subscribe) goes to the SUT's WS URL.
+                if "--ws-subscriptions" in argv and sut.ws_url:
                     argv += ["--ws-url", sut.ws_url]
                 assert j < w.workers
                 children.append(gate.start(self.start, f"loadgen-w{index}", "loadgen", argv))

@@ -10,7 +10,8 @@ import pytest
 
 from chaosproxy.addons.paths import join_path
 from chaosproxy.app import _Redacting, _secrets
-from chaosproxy.cli import Config, Listener, main, parse_args, parse_listen, with_ws_url
+from chaosproxy.cli import main, parse_args
+from chaosproxy.config import Config, Listener, parse_listen, with_ws_url
 from chaosproxy.errors import ConfigError
 
 
