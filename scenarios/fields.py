@@ -23,6 +23,7 @@ def fail(where: str, rule: str, value: Any) -> ConfigError:
 
 
 def number(where: str, value: Any, *, minimum: float = 0.0, strict: bool = True) -> float:
+    """`value` as a number above `minimum` (or at least it, when not `strict`)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise fail(where, "must be a number", value)
     if (strict and not value > minimum) or (not strict and value < minimum):
@@ -31,6 +32,7 @@ def number(where: str, value: Any, *, minimum: float = 0.0, strict: bool = True)
 
 
 def integer(where: str, value: Any, minimum: int) -> int:
+    """`value` as an integer of at least `minimum` (a bool is none)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise fail(where, f"must be an integer >= {minimum}", value)
     return value
