@@ -303,7 +303,7 @@ def _held_start(ready_fd: int) -> int:
         ValueError: stdin ended or held no integer.
         OSError: `ready_fd` is not open for writing.
     """
-    with open(ready_fd, "w", closefd=True) as ready:
+    with open(ready_fd, "w") as ready:
         ready.write("ready\n")
     line = sys.stdin.readline()
     try:

@@ -37,7 +37,7 @@ async def load(
     rows: list[tuple] = []
     try:
         summary = await run_worker(
-            WorkerConfig(**values), transport, rows, clock=Clock(time.time_ns(), timer=timer)
+            WorkerConfig(**values), transport, rows, clock=Clock.from_system(timer=timer)
         )
     finally:
         timer.close()

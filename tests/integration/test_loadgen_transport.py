@@ -174,7 +174,7 @@ async def test_a_one_second_stall_at_100_per_second_shows_in_the_corrected_p99(n
     cfg = WorkerConfig(
         worker=0, t0_ns=t0, schedule=ConstantRate(100, 4.0), mix={"eth_blockNumber": 1}
     )
-    summary = await run_worker(cfg, transport, rows, clock=Clock(time.time_ns()))
+    summary = await run_worker(cfg, transport, rows, clock=Clock.from_system())
     d = summary.as_dict()
     assert summary.outcomes == {"ok": 400}, summary.outcomes
     assert d["latency_ms"]["p99"] > 900, d["latency_ms"]
@@ -222,7 +222,7 @@ async def test_timeouts_and_the_drain_through_the_worker_and_the_lean_transport(
         timeout_s=0.3,
         drain_s=0.1,
     )
-    summary = await run_worker(cfg, transport, rows, clock=Clock(time.time_ns()))
+    summary = await run_worker(cfg, transport, rows, clock=Clock.from_system())
     assert summary.outcomes == {"timeout": 5}
     # The first calls time out after 0.3 s; the last, sent at 0.4 s, is cut by the drain
     # 0.1 s after the last send.

@@ -93,7 +93,7 @@ async def run(url: str, duration: float, **kw) -> tuple[list, list, list]:
     config = WsConfig(
         worker=2, url=url, t0_ns=t0, duration_s=duration, subscriptions={"newHeads": 1}, **kw
     )
-    await run_ws_clients(config, notes, sessions, requests, clock=Clock(time.time_ns()))
+    await run_ws_clients(config, notes, sessions, requests, clock=Clock.from_system())
     return notes, sessions, requests
 
 
@@ -123,7 +123,7 @@ async def test_a_one_second_stall_shows_in_the_latency_of_every_probe_it_delayed
         call_interval_s=0.1,
     )
     requests: list[tuple] = []
-    await run_ws_clients(config, [], [], requests, clock=Clock(time.time_ns()))
+    await run_ws_clients(config, [], [], requests, clock=Clock.from_system())
     # Probes are meant for t0 + k * 100 ms, every slot once, whatever the server does.
     # (The first is the slot after the socket opened: 0.1 s unless the machine is slow.)
     slots = [(r[6] - t0) / 100e6 for r in requests]
