@@ -38,6 +38,7 @@ INVARIANT_METRICS = (
     "retry_storm_calls",
     "retry_after_breach_count",
     "abandoned_providers",
+    "majority_dropped",
 )
 DIRECTIONS: dict[str, str] = {
     **{

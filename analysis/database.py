@@ -69,6 +69,7 @@ DERIVED = (
     "retry_after_breaches",
     "limit_backoff_breaches",
     "provider_return",
+    "majority_traffic",
     "rss_per_call",
     "success_by_second",
     "impact",

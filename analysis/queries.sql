@@ -685,6 +685,62 @@ SELECT c.provider, c.first_from, c.last_to, c.before_fault, c.t_back,
            AND (w.t_end - c.last_to) / 1e9 >= expect_s('come_back_s') AS abandoned
 FROM c, run_window w;
 
+-- name: majority_traffic
+-- Per head lie that runs ahead (a `head_lie` fault in mode `ahead`: a provider on
+-- another chain, or misreporting) told by a minority, each honest provider: healthy in
+-- the scenario, with no fault window from `expect.come_back_s` before the lie to its
+-- end, and more of them than liars then. `before_per_s`: its successful client
+-- exchanges per second from t0 to the first fault; `owed`: what that rate carries in the
+-- lie's second half (the first is the router's to learn of the lie: a head poll or a
+-- head answer away); `kept`: what it carried there. `dropped`: owed 3 at least and kept
+-- under a tenth of it. A router that follows the highest head reported takes the calls
+-- off the honest majority, which then looks behind; one that spreads its load otherwise
+-- keeps far more than a tenth (round robin keeps it all, routing away from the liar
+-- raises it).
+CREATE OR REPLACE TABLE majority_traffic AS
+WITH lies AS (
+    SELECT w.fault_id, w.provider AS liar, w.t_from, w.t_to,
+           w.t_from + (w.t_to - w.t_from) // 2 AS t_half
+    FROM fault_windows w JOIN chaos_events e USING (fault_id)
+    WHERE w.kind = 'head_lie' AND json_extract_string(e.params, '$.mode') = 'ahead'
+),
+honest AS (
+    SELECT l.*, p.provider
+    FROM lies l, scenario_providers p
+    WHERE p.healthy AND NOT EXISTS (
+        SELECT 1 FROM fault_windows w
+        WHERE w.provider = p.provider AND w.t_from < l.t_to
+          AND w.t_to + CAST(expect_s('come_back_s') * 1e9 AS BIGINT) > l.t_from)
+),
+liars AS (
+    SELECT l.fault_id, count(DISTINCT o.liar) AS liars
+    FROM lies l JOIN lies o ON o.t_from < l.t_to AND o.t_to > l.t_from
+    GROUP BY l.fault_id
+),
+before AS (
+    SELECT w.t_start,
+           coalesce((SELECT min(t_from) FROM fault_windows), w.t_end) AS first_from
+    FROM run_window w
+),
+h AS (
+    SELECT h.fault_id, h.liar, h.provider, h.t_from, h.t_half, h.t_to,
+           (SELECT count(*) FROM serving_exchanges x
+            WHERE x.provider = h.provider AND x.outcome = 'ok'
+              AND x.t_request >= b.t_start AND x.t_request < b.first_from)
+               / greatest((b.first_from - b.t_start) / 1e9, 1e-9) AS before_per_s,
+           (SELECT count(*) FROM serving_exchanges x
+            WHERE x.provider = h.provider AND x.outcome = 'ok'
+              AND x.t_request >= h.t_half AND x.t_request < h.t_to) AS kept
+    FROM honest h, before b
+    WHERE (SELECT count(*) FROM honest o WHERE o.fault_id = h.fault_id)
+          > (SELECT liars FROM liars l WHERE l.fault_id = h.fault_id)
+)
+SELECT fault_id, liar, provider, t_from, t_half, t_to, before_per_s,
+       before_per_s * (t_to - t_half) / 1e9 AS owed, kept,
+       before_per_s * (t_to - t_half) / 1e9 >= 3
+           AND kept < 0.1 * before_per_s * (t_to - t_half) / 1e9 AS dropped
+FROM h;
+
 -- name: success_by_second
 -- Client requests per one-second bucket of intended send time (bucket 0 starts at t0):
 -- count, successes, success rate and latency percentiles (ms).
@@ -980,6 +1036,18 @@ SELECT tag, provider, fault_id,
        round((t_request - t_limited) / 1e9, 3) AS after_limit_s, backoff_s
 FROM limit_backoff_breaches ORDER BY t_request;
 
+-- name: majority_dropped
+-- Honest providers that lost their client traffic while a minority lied its head far
+-- ahead (see majority_traffic), counted per lie.
+SELECT count(*) AS value FROM majority_traffic WHERE dropped;
+
+-- name: majority_dropped.witnesses
+SELECT fault_id, liar, provider,
+       round((t_half - (SELECT t_start FROM run_window)) / 1e9, 3) AS from_s,
+       round((t_to - (SELECT t_start FROM run_window)) / 1e9, 3) AS to_s,
+       round(before_per_s, 2) AS calls_per_s_before, round(owed, 1) AS owed, kept
+FROM majority_traffic WHERE dropped ORDER BY t_from, provider;
+
 -- name: abandoned_providers
 -- Providers that carried client traffic before their fault and never again after it,
 -- with the load going on past `expect.come_back_s` (see provider_return).
@@ -1132,7 +1200,8 @@ SELECT count(*) AS value FROM planned_faults;
 -- while the router kept within its quota: it meets traffic only past what its bucket
 -- could admit (`params.quota`: burst + rate x window, at the fewest tokens an exchange
 -- takes), nor a notification fault acting on one in `every_k` that met fewer than k
--- (one with a probability under 1 may act on none). Windows of a fault with a matcher
+-- (one with a probability under 1 may act on none), nor a `head_lie` window that met
+-- no call of the methods its mode lies about. Windows of a fault with a matcher
 -- (methods, a probability) are judged only on what they touched, as the traffic they
 -- should have met cannot be told from here. A `refuse` window leaves no exchange: its
 -- proof is the proxy's `listener_down` lifecycle row for it.
@@ -1153,6 +1222,16 @@ WITH windows AS (
                 WHEN kind = 'ws_reorder' AND json_extract(params, '$.probability') IS NULL
                 THEN 2
                 ELSE 1 END AS notifications_needed,
+           -- The methods whose answers a head lie can act on: the traffic it meets is
+           -- theirs (a router that answers eth_chainId itself, or sends a provider only
+           -- its head polls, gives a `chain_id` or `tags` lie nothing to act on). NULL:
+           -- every exchange.
+           CASE WHEN kind <> 'head_lie' THEN NULL
+                WHEN json_extract_string(params, '$.mode') = 'chain_id' THEN ['eth_chainId']
+                WHEN json_extract_string(params, '$.mode') = 'syncing' THEN ['eth_syncing']
+                WHEN json_extract_string(params, '$.mode') = 'tags'
+                THEN ['eth_getBlockByNumber']
+                ELSE ['eth_blockNumber', 'eth_getBlockByNumber'] END AS lie_methods,
            -- A rate limit's admissible exchanges; NULL for any other fault.
            CASE WHEN kind = 'rate_limit' THEN
                (CAST(json_extract(params, '$.quota.burst') AS DOUBLE)
@@ -1181,7 +1260,8 @@ met AS (
     SELECT w.fault_id FROM windows w
     WHERE (NOT w.socket_fault
            AND (SELECT count(*) FROM upstream u WHERE u.provider = w.provider
-                  AND u.t_request >= w.actual_start AND u.t_request < w.actual_end)
+                  AND u.t_request >= w.actual_start AND u.t_request < w.actual_end
+                  AND (w.lie_methods IS NULL OR list_contains(w.lie_methods, u.method)))
                > coalesce(w.admissible, 0))
        OR (w.socket_fault
            AND (SELECT count(*) FROM upstream_ws x WHERE x.provider = w.provider
@@ -1481,6 +1561,14 @@ ORDER BY f.fault_id;
 SELECT provider, before_fault, judged, round(come_back_s, 3) AS come_back_s,
        t_back IS NOT NULL AS came_back, round(tail_s, 1) AS tail_s, abandoned
 FROM provider_return ORDER BY provider;
+
+-- name: majority_traffic_table
+-- Per head lie running ahead and honest provider: its client calls per second before
+-- the faults, what it was owed and kept in the lie's second half, whether it was
+-- dropped (see majority_traffic).
+SELECT fault_id, liar, provider, round(before_per_s, 2) AS before_per_s,
+       round(owed, 1) AS owed, kept, dropped
+FROM majority_traffic ORDER BY t_from, provider;
 
 -- name: expect_table
 -- The router profile the run was judged against (declared, else the default).

@@ -95,6 +95,7 @@ TABLES = (
     "phase_table",
     "own_traffic_table",
     "provider_return_table",
+    "majority_traffic_table",
     "rate_limit_shapes",
     "expect_table",
 )

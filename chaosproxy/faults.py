@@ -475,34 +475,44 @@ def _parse_stale(where: str, params: Mapping[str, Any]) -> StaleParams:
     return StaleParams(_int(f"{where}.lag_blocks", params["lag_blocks"], 1))
 
 
-HEAD_LIE_MODES = ("ahead", "zero", "tags")
+HEAD_LIE_MODES = ("ahead", "zero", "tags", "chain_id", "syncing")
 # ahead: far past any propagation lag, as a provider on another chain (or a testnet
 # fork) reports; tags: below mainnet's finalized depth (64), so the lowered safe and
-# finalized blocks land under the finalized one the provider answered before.
-_HEAD_LIE_BLOCKS = {"ahead": 1000, "tags": 100}
+# finalized blocks land under the finalized one the provider answered before; syncing:
+# a node 100 blocks short of the head it has heard of.
+_HEAD_LIE_BLOCKS = {"ahead": 1000, "tags": 100, "syncing": 100}
 
 
 @dataclass(frozen=True, slots=True)
 class HeadLieParams:
-    """`head_lie`: the provider misreports its head. ``ahead``: `eth_blockNumber` and
-    blocks answering a ``latest`` tag raised by `blocks`; ``zero``: head ``0x0`` and
-    ``latest`` answered with the genesis block; ``tags``: ``safe`` and ``finalized``
-    answered with the block `blocks` below the last head seen (they regress, and safe
-    drops under the finalized block answered before)."""
+    """`head_lie`: the provider misreports its head or its state. ``ahead``:
+    `eth_blockNumber` and blocks answering a ``latest`` tag raised by `blocks`; ``zero``:
+    head ``0x0`` and ``latest`` answered with the genesis block; ``tags``: ``safe`` and
+    ``finalized`` answered with the block `blocks` below the last head seen (they
+    regress, and safe drops under the finalized block answered before); ``chain_id``:
+    `eth_chainId` answers `chain_id` (None: mainnet's, or Sepolia's where the truth is
+    mainnet's); ``syncing``: `eth_syncing` answers that the node is syncing, `blocks`
+    short of the last head seen."""
 
     mode: str
     blocks: int
+    chain_id: int | None = None
 
 
 def _parse_head_lie(where: str, params: Mapping[str, Any]) -> HeadLieParams:
-    _allowed(where, "head_lie", params, ("mode", "blocks"))
+    _allowed(where, "head_lie", params, ("mode", "blocks", "chain_id"))
     mode = params.get("mode")
     if mode not in HEAD_LIE_MODES:
         raise ConfigError(f"{where}.mode must be one of {list(HEAD_LIE_MODES)}, got {mode!r}")
-    if mode == "zero":
+    if "chain_id" in params and mode != "chain_id":
+        raise ConfigError(f"{where}.chain_id applies to mode 'chain_id' only")
+    if mode in ("zero", "chain_id"):
         if "blocks" in params:
-            raise ConfigError(f"{where}.blocks does not apply to mode 'zero'")
-        return HeadLieParams(mode, 0)
+            raise ConfigError(f"{where}.blocks does not apply to mode {mode!r}")
+        chain_id = params.get("chain_id")
+        if chain_id is not None:
+            chain_id = _int(f"{where}.chain_id", chain_id, 1)
+        return HeadLieParams(mode, 0, chain_id)
     blocks = _int(f"{where}.blocks", params.get("blocks", _HEAD_LIE_BLOCKS[mode]), 1)
     return HeadLieParams(mode, blocks)
 

@@ -203,16 +203,52 @@ def _asks_head(call: Any) -> bool:
     )
 
 
+# A `chain_id` lie without an id of its own: a mainnet node in a devnet's fleet, the
+# usual misconfiguration; Sepolia's id where the truth is mainnet's.
+LIE_CHAIN_ID = 1
+LIE_CHAIN_ID_ON_MAINNET = 11155111
+
+
+def _state_lie(mode: str, method: object, result: Any, blocks: int, chain_id: int | None,
+               known_head: int | None) -> Any:  # fmt: skip
+    """The lie a ``chain_id`` or ``syncing`` mode tells in place of `result` (the
+    answer of a call of `method`), or `result` itself when it tells none there."""
+    if mode == "chain_id" and method == "eth_chainId":
+        true_id = _hex_int(result)
+        if true_id is None:
+            return result
+        lie = chain_id or (LIE_CHAIN_ID_ON_MAINNET if true_id == LIE_CHAIN_ID else LIE_CHAIN_ID)
+        return hex(lie)
+    if mode == "syncing" and method == "eth_syncing" and result is False:
+        # geth's answer mid-sync: where it started, where it is, the highest it has heard
+        # of (the last head seen through the proxy, else `blocks` ahead of block 0).
+        highest = known_head if known_head is not None else blocks
+        return {"startingBlock": "0x0", "currentBlock": hex(max(0, highest - blocks)),
+                "highestBlock": hex(highest)}  # fmt: skip
+    return result
+
+
 def head_lie_response(
-    request: bytes, body: bytes, mode: str, blocks: int
+    request: bytes,
+    body: bytes,
+    mode: str,
+    blocks: int,
+    *,
+    chain_id: int | None = None,
+    known_head: int | None = None,
 ) -> tuple[bytes | None, int | None]:
     """The answer with every head in it misreported by a `head_lie` of `mode` (see
     `chaosproxy.faults.HeadLieParams`), and the true head seen (the highest); (None,
     head) when nothing changed. A head is an `eth_blockNumber` result or the number of a
     block asked by ``latest``; batch answers are matched to their calls by id. ``ahead``
     raises each by `blocks`, ``zero`` answers 0 for `eth_blockNumber` (its ``latest``
-    blocks were asked as block 0), ``tags`` only learns the head."""
-    if b"eth_blockNumber" not in request and b"eth_getBlockByNumber" not in request:
+    blocks were asked as block 0), ``tags`` only learns the head; ``chain_id`` answers
+    `eth_chainId` with another chain's id (`chain_id`, else LIE_CHAIN_ID), ``syncing``
+    answers `eth_syncing` with a sync `blocks` short of `known_head` (the last head seen),
+    and both learn the heads they see."""
+    state = {"chain_id": b"eth_chainId", "syncing": b"eth_syncing"}.get(mode)
+    heads = b"eth_blockNumber" in request or b"eth_getBlockByNumber" in request
+    if not heads and (state is None or state not in request):
         return None, None
     try:
         calls, doc = json.loads(request), json.loads(body)
@@ -227,7 +263,16 @@ def head_lie_response(
         pairs = [(calls, doc)] if isinstance(doc, dict) else []
     head, changed = None, False
     for call, answer in pairs:
-        if not _asks_head(call) or not isinstance(answer, dict):
+        if not isinstance(answer, dict):
+            continue
+        if state is not None and isinstance(call, dict) and "result" in answer:
+            lie = _state_lie(mode, call.get("method"), answer["result"], blocks, chain_id,
+                             known_head)  # fmt: skip
+            if lie != answer["result"]:
+                answer["result"] = lie
+                changed = True
+                continue
+        if not _asks_head(call):
             continue
         result = answer.get("result")
         block = result.get("number") if isinstance(result, dict) else result
@@ -235,7 +280,7 @@ def head_lie_response(
         if n is None:
             continue
         head = n if head is None else max(head, n)
-        if mode == "tags" or (mode == "zero" and isinstance(result, dict)):
+        if mode in ("tags", "chain_id", "syncing") or (mode == "zero" and isinstance(result, dict)):
             continue
         lied = hex(n + blocks) if mode == "ahead" else "0x0"
         if isinstance(result, dict):

@@ -151,6 +151,7 @@ METHODS: dict[str, Generator] = {
     "eth_call": _eth_call,
     "eth_getLogs": _get_logs,
     "eth_getTransactionReceipt": _receipt,
+    "eth_syncing": _none,
 }
 
 

@@ -67,6 +67,8 @@ class Truth(Protocol):
     # `produced_at(n) -> int`: when block n was produced (epoch ns), fills
     #     ws_notifications.t_produced;
     # `chain_id: int`: what eth_chainId answers;
+    # `synced: bool`: True when the chain's nodes are in sync (a live chain never
+    #     syncs): eth_syncing must answer false;
     # `balance(address, n) -> int`: the balance of `address` at block n (wei);
     # `call_result(to, data, n) -> str`: eth_call's result at block n (hex data);
     # `gas_price(n) -> int`: eth_gasPrice at head n (wei);
@@ -174,6 +176,20 @@ def _check_chain_id(result: object, ctx: _Context) -> str | None:
     chain_id = getattr(ctx.truth, "chain_id", None)
     if chain_id is not None and int(result, 16) != chain_id:  # type: ignore[arg-type]
         return f"chain id must be {hex(chain_id)}, got {result:.40}"
+    return None
+
+
+def _check_syncing(result: object, ctx: _Context) -> str | None:
+    if result is False:
+        return None
+    if result is None:
+        return NULL_RESULT  # every node answers false or its sync status
+    if not isinstance(result, dict) or any(
+        _quantity(result.get(k)) for k in ("currentBlock", "highestBlock")
+    ):
+        return f"result must be false or a sync status with hex blocks, got {result!r:.80}"
+    if getattr(ctx.truth, "synced", False):
+        return f"the chain is in sync: eth_syncing must be false, got {result!r:.80}"
     return None
 
 
@@ -359,6 +375,7 @@ _CHECKS = {
     "eth_call": _check_call,
     "eth_getLogs": _check_logs,
     "eth_getTransactionReceipt": _check_receipt,
+    "eth_syncing": _check_syncing,
 }
 
 

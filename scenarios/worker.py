@@ -40,6 +40,8 @@ class ChainTruth:
     def __init__(self, chain: Chain) -> None:
         self._chain = chain
         self.chain_id = chain.chain_id
+        # The mock's nodes follow the chain's clock: never syncing.
+        self.synced = True
         # Bound methods, not wrappers: these run once per answer judged.
         self.balance = chain.balance
         self.call_result = chain.call_result

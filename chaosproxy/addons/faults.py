@@ -232,7 +232,10 @@ class HttpFaults:
         if rt.spec.kind == "stale":
             new, head = stale_response(body, st.info(flow).methods, p.lag_blocks)
         else:
-            new, head = head_lie_response(flow.request.raw_content or b"", body, p.mode, p.blocks)
+            new, head = head_lie_response(
+                flow.request.raw_content or b"", body, p.mode, p.blocks,
+                chain_id=p.chain_id, known_head=rt.extra.get("head"),
+            )  # fmt: skip
         if head is not None:
             rt.extra["head"] = max(head, rt.extra.get("head") or 0)
         if new is not None:

@@ -94,13 +94,16 @@ class HeadSettings:
     best head or ``max_ahead_blocks`` past it; poll every upstream's ``eth_blockNumber``
     every ``poll_interval_s``. ``consensus``: the best head is the highest half of the
     upstreams reached (off: the highest any reported); ``tags``: no safe or finalized
-    block below one already answered (off: served as they come). See ``_heads``."""
+    block below one already answered (off: served as they come); ``state``: no
+    ``eth_chainId`` of another chain than the fleet's and no ``eth_syncing`` other than
+    ``false`` served (off: served as they come). See ``_heads``."""
 
     max_lag_blocks: int = 5
     poll_interval_s: float = 1.0
     max_ahead_blocks: int = 5
     consensus: bool = True
     tags: bool = True
+    state: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,11 @@ say. An upstream more than ``max_lag_blocks`` behind the best head is *lagging*,
 more than ``max_ahead_blocks`` past it is *ahead*; the router routes away from both,
 and an answer from an upstream that is ahead is not served.
 
+State checks: the chain id is the one most upstreams answered (more than half of those
+that answered); an ``eth_chainId`` answer of another id (an upstream on another chain)
+or an ``eth_syncing`` answer other than ``false`` (an upstream still syncing) is not
+served while another upstream may answer.
+
 Floors: no head answer goes below the highest one already given (an ``eth_blockNumber``
 is raised to it, a head some upstream really had; a ``latest`` block below it is not
 served), and no ``safe`` or ``finalized`` block goes below one already given for it or
@@ -19,7 +24,7 @@ from __future__ import annotations
 
 import json
 
-__all__ = ["HeadTracker", "asked_tag", "block_of", "with_block_number"]
+__all__ = ["HeadTracker", "asked_tag", "block_of", "chain_id_of", "state_lie", "with_block_number"]
 
 # The tags a block request may name, as the tag whose floor it answers for.
 _TAGS = {"latest": "latest", "pending": "latest", "safe": "safe", "finalized": "finalized"}
@@ -141,6 +146,49 @@ def asked_tag(body: bytes) -> tuple[str, str] | None:
     if method == "eth_getBlockByNumber" and isinstance(params, list) and params:
         tag = _TAGS.get(params[0]) if isinstance(params[0], str) else None
         return (method, tag) if tag else None
+    return None
+
+
+def chain_id_of(answers: list[int | None]) -> int | None:
+    """The chain id more than half of the upstreams that answered agree on (None
+    answered nothing), else None: too few agree to tell which chain is the fleet's."""
+    known = [a for a in answers if a is not None]
+    for candidate in set(known):
+        if 2 * known.count(candidate) > len(known):
+            return candidate
+    return None
+
+
+def _result(body: bytes) -> tuple[bool, object]:
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return False, None
+    if not isinstance(answer, dict) or "result" not in answer:
+        return False, None
+    return True, answer["result"]
+
+
+def state_lie(request: bytes, body: bytes, chain_id: int | None) -> str | None:
+    """Why a single call's answer must not be served (None: it may): an ``eth_chainId``
+    other than `chain_id` (None: not known yet, any goes), an ``eth_syncing`` other than
+    ``false``. Batches pass through as they are."""
+    if b"eth_chainId" not in request and b"eth_syncing" not in request:
+        return None
+    try:
+        call = json.loads(request)
+    except ValueError:
+        return None
+    method = call.get("method") if isinstance(call, dict) else None
+    if method not in ("eth_chainId", "eth_syncing"):
+        return None
+    has_result, result = _result(body)
+    if not has_result:
+        return None  # an error is judged as any error is
+    if method == "eth_syncing":
+        return None if result is False else "upstream reports it is syncing"
+    if chain_id is not None and result != hex(chain_id):
+        return f"chain id {result!s:.20} is not the fleet's ({hex(chain_id)})"
     return None
 
 

@@ -21,7 +21,14 @@ import trio
 
 from ._breaker import BREAKER_STATE_VALUES, CircuitBreaker
 from ._config import RouterConfig
-from ._heads import HeadTracker, asked_tag, block_of, with_block_number
+from ._heads import (
+    HeadTracker,
+    asked_tag,
+    block_of,
+    chain_id_of,
+    state_lie,
+    with_block_number,
+)
 from ._metrics import Registry
 from ._policy import AttemptResult, UpstreamFailure, UpstreamResponse, classify
 from ._ratelimit import rate_limit_of
@@ -185,6 +192,11 @@ class Router:
         # When each upstream last told us its head in an answer: no poll needed before
         # poll_interval_s has passed since then.
         self._heard = [-math.inf] * n
+        # State checks: each upstream's chain id, asked once by its first poll, and the
+        # fleet's, the one most of them answered.
+        self._check_state = bool(heads and heads.state)
+        self._chain_ids: list[int | None] = [None] * n
+        self.chain_id: int | None = None
         self._poll_ids = itertools.count()
         self.metrics = registry = Registry()
         self.requests = registry.counter(
@@ -388,9 +400,14 @@ class Router:
     ) -> tuple[Reply, str | None]:
         """The reply to give for an upstream's answer, and why it must not be given
         (None: it may): a head from an upstream ahead of the others, a ``latest``,
-        ``safe`` or ``finalized`` block below one already answered (see _heads)."""
+        ``safe`` or ``finalized`` block below one already answered, another chain's id,
+        a sync in progress (see _heads)."""
         content_type = result.content_type or JSON_CONTENT_TYPE
         plain = Reply(result.status, content_type, result.body)
+        if self._check_state and result.status == 200:
+            lie = state_lie(request, result.body, self.chain_id)
+            if lie is not None:
+                return plain, lie
         heads = self.heads
         asked = asked_tag(request) if heads is not None and result.status == 200 else None
         if asked is None:
@@ -441,20 +458,26 @@ class Router:
             return None
         return answer.get("result") if isinstance(answer, dict) else None
 
-    async def _poll_one(self, index: int) -> None:
+    async def _own_call(self, index: int, method: str) -> AttemptResult:
         # The router's own requests carry a tag of their own (`router-poll-N`), never a
         # client's, so analysis can tell them from client traffic.
         tag = f"router-poll-{next(self._poll_ids)}"
-        body = json.dumps(
-            {"jsonrpc": "2.0", "id": tag, "method": "eth_blockNumber", "params": []}
-        ).encode()
-        started = self._clock()
+        body = json.dumps({"jsonrpc": "2.0", "id": tag, "method": method, "params": []}).encode()
         headers = {
             "content-type": JSON_CONTENT_TYPE,
             "accept-encoding": "identity",
             "x-battle-tag": tag,
         }
-        result = await self._attempt(index, body, headers, self._config.attempt_timeout_s)
+        return await self._attempt(index, body, headers, self._config.attempt_timeout_s)
+
+    async def _poll_one(self, index: int) -> None:
+        if self._check_state and self._chain_ids[index] is None:
+            answer = await self._own_call(index, "eth_chainId")
+            if isinstance(answer, UpstreamResponse) and answer.status == 200:
+                self._chain_ids[index] = block_of(answer.body)  # a hex result, as a head is
+                self.chain_id = chain_id_of(self._chain_ids)
+        started = self._clock()
+        result = await self._own_call(index, "eth_blockNumber")
         if isinstance(result, UpstreamResponse) and result.status == 200:
             block = block_of(result.body)
             if block is not None and self.heads is not None:

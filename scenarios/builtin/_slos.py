@@ -40,6 +40,12 @@ INVARIANTS: dict[str, dict[str, str]] = {
         "description": "every provider that carried traffic before its fault carried some"
         " again after it recovered (a breaker that never closes fails this)",
     },
+    "majority_keeps_traffic": {
+        "slo": "majority_dropped == 0",
+        "description": "no honest provider lost its client traffic while a minority reported"
+        " a head far ahead (following the highest head reported makes the honest"
+        " majority look behind)",
+    },
     "heads_monotonic": {
         "slo": "heads_backwards: count == 0",
         "description": "no client got a head lower than one answered before it asked",

@@ -139,18 +139,25 @@ class Cell:
     caught_by: frozenset[str] = frozenset()
     # Why a correct router must fail `caught_by` here (FINDINGS).
     finding: str = ""
+    # A variant of the built-in: its name in the id, and the `--set`s that make it.
+    variant: str = ""
+    sets: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
-        return f"{self.router}-{self.defect or 'correct'}-{self.builtin}"
+        cell = f"{self.router}-{self.defect or 'correct'}-{self.builtin}"
+        return f"{cell}-{self.variant}" if self.variant else cell
 
     @property
     def must_fail(self) -> bool:
         return bool(self.caught_by)
 
 
-def _defect(router: str, defect: str, builtin: str, *slos: str) -> Cell:
-    return Cell(router, builtin, defect, frozenset(slos))
+def _defect(
+    router: str, defect: str, builtin: str, *slos: str, variant: str = "",
+    sets: tuple[str, ...] = (),
+) -> Cell:  # fmt: skip
+    return Cell(router, builtin, defect, frozenset(slos), variant=variant, sets=sets)
 
 
 CORRECT = tuple(
@@ -177,6 +184,17 @@ DEFECTS = (
     _defect("aio", "no_head_tracking", "stale_head", "heads_monotonic"),
     _defect("aio", "no_head_consensus", "lying_head", "no_wrong_answer"),
     _defect("aio", "no_tag_floor", "lying_head", "tags_monotonic"),
+    # aio sends every call to its first upstream, so the lie is moved to its backup B:
+    # following B's head 1,000 ahead, it takes A's traffic, the honest majority's, away.
+    # No come-back is judged: a short tail after the last lie is enough.
+    _defect(
+        "aio",
+        "no_head_consensus",
+        "lying_head",
+        "majority_keeps_traffic",
+        variant="b_ahead",
+        sets=('faults.0.provider="B"', 'faults.0.fault_id="b-ahead"', "expect.come_back_s=2"),
+    ),
     _defect("aio", "slow_leak", "long_running_stability", "memory_growth"),
     _defect("aio", "swallow_errors", "total_outage", "no_wrong_answer"),
     _defect("aio", "add_latency_15ms", "concurrent_load", "overhead"),
@@ -237,6 +255,8 @@ def run_cell(cell: Cell, runs_dir: Path, timeout: float = 240) -> Outcome:
             str(runs_dir)]  # fmt: skip
     if cell.defect:
         args += ["--set", f"sut.options.defects={cell.defect}"]
+    for item in cell.sets:
+        args += ["--set", item]
     started = time.monotonic()
     result = run_battle(args, timeout=timeout, env={**os.environ, "PATH": SEARCH_PATH})
     seconds = time.monotonic() - started

@@ -32,6 +32,9 @@ from scenarios.processes import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAD = 100  # the upstream's eth_blockNumber
+CHAIN_ID = 0x7A69  # its eth_chainId
+# What the upstream answers these methods; any other call is echoed back as its params.
+STATE = {"eth_blockNumber": hex(HEAD), "eth_chainId": hex(CHAIN_ID), "eth_syncing": False}
 WS_PROVIDERS = ("W0", "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W9")
 
 
@@ -53,9 +56,7 @@ class _Upstream(BaseHTTPRequestHandler):
         req = json.loads(body)
 
         def answer(r: dict) -> dict:
-            result = (
-                hex(HEAD) if r.get("method") == "eth_blockNumber" else {"params": r.get("params")}
-            )
+            result = STATE.get(r.get("method"), {"params": r.get("params")})
             return {"jsonrpc": "2.0", "id": r.get("id"), "result": result}
 
         doc = [answer(r) for r in req] if isinstance(req, list) else answer(req)
@@ -352,6 +353,21 @@ def test_head_lie_zero_answers_head_zero_and_asks_the_genesis_block_for_latest(p
     proxy.apply(fault("lie-zero", "head_lie", params={"mode": "zero"}))
     assert call(proxy, "lie-zero").json()["result"] == "0x0"
     assert call(proxy, "lie-zero", _block("latest")).json()["result"]["params"] == ["0x0", False]
+
+
+def test_head_lie_chain_id_and_syncing_misreport_the_providers_state(proxy):
+    proxy.apply(fault("lie-chain", "head_lie", params={"mode": "chain_id"}))
+    chain = {"jsonrpc": "2.0", "id": 5, "method": "eth_chainId", "params": []}
+    assert call(proxy, "lie-chain", chain).json()["result"] == "0x1"
+    assert call(proxy, "lie-chain").json()["result"] == hex(HEAD)  # heads told truly
+    proxy.apply(fault("lie-sync", "head_lie", params={"mode": "syncing", "blocks": 10}))
+    assert call(proxy, "lie-sync").json()["result"] == hex(HEAD)  # the head it learns
+    syncing = {"jsonrpc": "2.0", "id": 6, "method": "eth_syncing", "params": []}
+    assert call(proxy, "lie-sync", syncing).json()["result"] == {
+        "startingBlock": "0x0",
+        "currentBlock": hex(HEAD - 10),
+        "highestBlock": hex(HEAD),
+    }
 
 
 def test_head_lie_tags_asks_safe_and_finalized_blocks_below_the_head_seen(proxy):

@@ -108,6 +108,8 @@ class Fake:
     rpc_error: dict[str, Any] = field(default_factory=lambda: {"code": -32603, "message": "x"})
     head: int = 1000
     safe_depth: int = 10  # the safe block: this far below the head
+    chain_id: str = "0x7a69"  # what eth_chainId answers
+    syncing: Any = False  # what eth_syncing answers
     seen: list[Seen] = field(default_factory=list)
     polls: int = 0
     ws_subscribes: int = 0
@@ -136,8 +138,10 @@ class Fake:
             out["result"] = {**header(n), "transactions": []} if n <= self.head else None
         elif method == "web3_clientVersion":
             out["result"] = self.name
+        elif method == "eth_syncing":
+            out["result"] = self.syncing
         else:
-            out["result"] = "0x7a69"
+            out["result"] = self.chain_id
         return out
 
     async def _http(self, request: web.Request) -> web.StreamResponse:
@@ -915,6 +919,23 @@ def test_a_head_far_past_the_consensus_is_never_served(fakes, routers, defect):
         assert [block_number(router) for _ in range(3)] == [1000] * 3
         a.head = 1001  # the truth again: back first in priority
         until(lambda: router.served_by() == "A", timeout=3)
+
+
+@pytest.mark.parametrize("lie", ["chain_id", "syncing"])
+def test_another_chains_id_or_a_sync_in_progress_is_served_elsewhere(fakes, routers, lie):
+    a, b, c = fakes("A", "B", "C")
+    router = routers("aio", [a, b, c], head_poll_s=0.2)
+    until(lambda: a.polls >= 2 and b.polls >= 2 and c.polls >= 2)  # chain ids, then heads
+    if lie == "chain_id":
+        a.chain_id, method, truth = "0x1", "eth_chainId", "0x7a69"  # A: a mainnet node
+    else:
+        a.syncing, method, truth = (
+            {"currentBlock": "0x1", "highestBlock": "0x3e8"},
+            "eth_syncing",
+            False,
+        )
+    assert [router.call(method, [])["result"] for _ in range(3)] == [truth] * 3
+    assert b.count(method) == 3  # A, first in priority, answered each; B served
 
 
 @pytest.mark.parametrize("defect", [False, True])

@@ -28,7 +28,10 @@ Policy (each number a setting, see SETTINGS):
   least that head, the client gets the highest head already returned (a block below
   it is not served at all). A safe or finalized block is never answered lower than one
   already returned for it or for the tag trailing it (finalized <= safe): such an
-  answer is not served either.
+  answer is not served either. The first poll round also asks each upstream its
+  eth_chainId; the fleet's chain id is the one more than half of the answers give.
+  An eth_chainId answer of another id, or an eth_syncing answer other than false (also
+  in a batch), is not served: the next upstream is tried.
 - Each attempt within 1 s, the whole request within 3 s. An attempt fails on a
   connection error, a timeout, HTTP 5xx or 429 (any non-2xx), a body that is not JSON,
   an answer whose ids do not match, or a JSON-RPC error that is the provider's fault
@@ -374,6 +377,7 @@ class Router:
         self.poll_limited_until = {u.name: 0.0 for u in config.upstreams}
         self.returned = -1  # the highest head given to a client
         self.tag_returned = {"safe": -1, "finalized": -1}  # the highest of each tag given
+        self.chain_id: int | None = None  # the fleet's, from the first poll round
         self.poller: asyncio.Task[None] | None = None
 
     def has(self, defect: str) -> bool:
@@ -404,6 +408,15 @@ class Router:
         every = max(0.05, self.settings["head_poll_s"])
         while True:
             started = loop.time()
+            if self.chain_id is None:
+                ids = await asyncio.gather(
+                    *(self.poll(u, "eth_chainId") for u in self.config.upstreams),
+                    return_exceptions=True,
+                )
+                known = [i for i in ids if isinstance(i, int)]
+                top = max(set(known), key=known.count, default=None)
+                if top is not None and 2 * known.count(top) > len(known):
+                    self.chain_id = top
             polled = await asyncio.gather(
                 *(self.poll(u) for u in self.config.upstreams), return_exceptions=True
             )
@@ -417,8 +430,9 @@ class Router:
             self.behind.clear()
             await asyncio.sleep(max(0.0, started + every - loop.time()))
 
-    async def poll(self, upstream: Upstream) -> int | None:
-        """One upstream's head, or None (failed, rate limited, not asked)."""
+    async def poll(self, upstream: Upstream, method: str = "eth_blockNumber") -> int | None:
+        """One upstream's head (or the quantity another `method` answers), or None
+        (failed, rate limited, not asked)."""
         assert self.session is not None
         loop = asyncio.get_running_loop()
         now = loop.time()
@@ -426,7 +440,7 @@ class Router:
             now < self.health[upstream.name].limited_until
         ):
             return None  # a provider that asked for room is not polled meanwhile
-        body = {"jsonrpc": "2.0", "id": HEAD_POLL_ID, "method": "eth_blockNumber", "params": []}
+        body = {"jsonrpc": "2.0", "id": HEAD_POLL_ID, "method": method, "params": []}
         timeout = self.settings["attempt_timeout_s"]
         try:
             async with self.session.post(
@@ -533,9 +547,32 @@ class Router:
         finalized = self.tag_returned["finalized"]
         return finalized if tag == "finalized" else max(finalized, self.tag_returned["safe"])
 
+    def state_lie(self, request: Any, answer: Any) -> str | None:
+        """Why an eth_chainId or eth_syncing answer (also one in a batch) must not be
+        served: another chain's id than the fleet's, a sync in progress."""
+        asked = [e for e in (request if isinstance(request, list) else [request])
+                 if isinstance(e, dict) and "id" in e]  # fmt: skip
+        items = answer if isinstance(answer, list) else [answer]
+        for element, item in zip(asked, items, strict=False):
+            if not isinstance(item, dict) or "result" not in item:
+                continue
+            method, result = element.get("method"), item["result"]
+            if method == "eth_syncing" and result is not False:
+                return "upstream is syncing"
+            if (
+                method == "eth_chainId"
+                and self.chain_id is not None
+                and (result != hex(self.chain_id))
+            ):
+                return f"chain id {result!s:.20} is not the fleet's {hex(self.chain_id)}"
+        return None
+
     def untrue(self, request: Any, answer: Any) -> tuple[str | None, bool]:
         """Why an answer must not be served as it is (None: it may), and whether it may
         still be served raised to the floor (only eth_blockNumber answers can be)."""
+        lie = self.state_lie(request, answer)
+        if lie is not None:
+            return lie, False
         low: str | None = None
         for _, tag, n, is_number in self.block_answers(request, answer):
             if tag != "latest":

@@ -589,6 +589,37 @@ def test_every_window_of_a_scheduled_fault_must_touch_the_traffic_it_met(tmp_pat
     assert failed_validity(con, tmp_path / "ws") == []
 
 
+def _state_lie(mode: str, chain_id_calls_to_a: bool):
+    """A's head lie in `mode` from 0.2 s to 0.8 s, while the router sends A only
+    eth_blockNumber calls and, where told, eth_chainId calls the proxy let through."""
+    tables = good_run()
+    tables["fault_events"] = [
+        {**e, "kind": "head_lie", "params": json.dumps({"mode": mode})}
+        for e in fault("a-lie", "A", 0.2, 0.8)
+    ]
+    if chain_id_calls_to_a:
+        tables["upstream"].append(up(None, "A", 500, method="eth_chainId", flow="chain"))
+    return tables
+
+
+def test_a_head_lie_that_let_a_call_it_lies_about_through_makes_the_run_invalid(tmp_path):
+    plan = {"faults": [{"fault_id": "a-lie", "provider": "A"}]}
+    con = db(tmp_path, _state_lie("chain_id", chain_id_calls_to_a=True), plan)
+    assert failed_validity(con, tmp_path / "run") == ["faults_not_applied"]
+
+
+def test_a_head_lie_that_met_no_call_it_lies_about_is_no_instrument_failure(tmp_path):
+    # A router answering eth_chainId itself sends A only head calls in the window: a
+    # chain id lie has nothing to act on, a tag lie neither.
+    plan = {"faults": [{"fault_id": "a-lie", "provider": "A"}]}
+    for mode in ("chain_id", "syncing", "tags"):
+        con = db(tmp_path, _state_lie(mode, chain_id_calls_to_a=False), plan, name=mode)
+        assert failed_validity(con, tmp_path / mode) == [], mode
+    # A head calls it lies about, met and let through, are the instrument's failure.
+    con = db(tmp_path, _state_lie("ahead", chain_id_calls_to_a=False), plan, name="ahead")
+    assert failed_validity(con, tmp_path / "ahead") == ["faults_not_applied"]
+
+
 def test_a_fault_window_the_router_sent_no_traffic_is_evidence_not_an_invalid_run(tmp_path):
     # A breaker that never closes starves the second window of A's flap: the proxy
     # armed it, nothing reached A, so there was nothing to apply it to.

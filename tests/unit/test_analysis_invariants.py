@@ -343,6 +343,71 @@ def test_a_routers_own_health_probes_are_not_traffic_it_failed_to_stop(tmp_path)
     assert con.execute("SELECT wasted_attempts FROM breaker").fetchone()[0] == 0
 
 
+# --- the honest majority while a provider lies its head ahead -------------------------
+
+
+def _head_ahead(*, follows_highest: bool, serving=("A", "B", "C"), liars=("A",)):
+    """Calls every 50 ms for 6 s, round robin over `serving`; the liars report a head
+    1,000 blocks ahead from 2 s to 4 s. A router that follows the highest head sends
+    every call to the first liar from 2.3 s (its next head poll) to 4.3 s; a correct one
+    keeps round robin over the honest ones meanwhile."""
+    reqs, ups = [], []
+    honest = [p for p in serving if p not in liars] or list(serving)
+    for i, t in enumerate(range(0, 6000, 50)):
+        reqs.append(req(i, t))
+        if 2300 <= t < 4300 and follows_highest:
+            provider = liars[0]
+        elif 2000 <= t < 4000:
+            provider = honest[i % len(honest)]
+        else:
+            provider = serving[i % len(serving)]
+        ups.append(up(i, provider, t + 1))
+    events = []
+    for p in liars:
+        for row in fault(f"{p.lower()}-ahead", p, 2, 4):
+            events.append({**row, "kind": "head_lie",
+                           "params": json.dumps({"mode": "ahead", "blocks": 1000})})  # fmt: skip
+    return {"requests": reqs, "upstream": ups, "fault_events": events,
+            "lifecycle": [stopped(0, len(reqs))]}  # fmt: skip
+
+
+def test_a_router_following_a_head_lied_far_ahead_drops_the_honest_majority(tmp_path):
+    con = db(tmp_path, _head_ahead(follows_highest=True))
+    result = judged(con, Check("majority_dropped", "==", 0))
+    assert result.observed == 2 and not result.passed
+    assert [(w["liar"], w["provider"], w["kept"]) for w in result.witnesses] == [
+        ("A", "B", 0),
+        ("A", "C", 0),
+    ]
+    # B carried 13 of the 40 calls before the lie (2 s); its second half (1 s) owes 6.5.
+    assert result.witnesses[0]["owed"] == pytest.approx(6.5, abs=0.05)
+    assert result.witnesses[0]["from_s"] == pytest.approx(3.0, abs=0.01)
+
+
+def test_a_router_routing_away_from_the_liar_keeps_the_majoritys_traffic(tmp_path):
+    con = db(tmp_path, _head_ahead(follows_highest=False))
+    assert value(con, "majority_dropped") == 0
+    kept = con.execute("SELECT provider, kept FROM majority_traffic ORDER BY 1").fetchall()
+    assert kept == [("B", 10), ("C", 10)]
+
+
+def test_providers_a_priority_router_never_used_are_owed_nothing_when_its_first_lies(
+    tmp_path,
+):
+    con = db(tmp_path, _head_ahead(follows_highest=True, serving=("A",)))
+    assert value(con, "majority_dropped") == 0
+    assert con.execute("SELECT max(owed) FROM majority_traffic").fetchone()[0] == 0
+
+
+def test_a_lie_told_by_as_many_providers_as_tell_the_truth_has_no_majority_to_judge(
+    tmp_path,
+):
+    tables = _head_ahead(follows_highest=True, serving=("A", "B"), liars=("A",))
+    con = db(tmp_path, tables, {"providers": [{"name": "A"}, {"name": "B"}]})
+    assert value(con, "majority_dropped") == 0
+    assert con.execute("SELECT count(*) FROM majority_traffic").fetchone()[0] == 0
+
+
 # --- correlation by time (a router that rewrites ids) ---------------------------------
 
 

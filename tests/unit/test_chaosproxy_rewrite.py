@@ -148,3 +148,33 @@ def test_notification_facts_reads_subscription_and_block():
 
 def test_ws_close_frame_is_an_unmasked_close_with_code_and_reason():
     assert ws_close_frame(4000, "bye") == b"\x88\x05\x0f\xa0bye"
+
+
+def test_head_lie_chain_id_answers_another_chains_id_and_leaves_heads_alone():
+    request = json.dumps([_call(1, "eth_chainId"), _call(2, "eth_blockNumber")]).encode()
+    body = json.dumps([_answer(1, "0x7a69"), _answer(2, "0x64")]).encode()
+    new, head = head_lie_response(request, body, "chain_id", 0)
+    assert [e["result"] for e in json.loads(new)] == ["0x1", "0x64"] and head == 100
+    # On mainnet itself the lie is Sepolia's id; an id of its own is told as given.
+    mainnet = json.dumps([_answer(1, "0x1"), _answer(2, "0x64")]).encode()
+    assert json.loads(head_lie_response(request, mainnet, "chain_id", 0)[0])[0]["result"] == (
+        hex(11155111)
+    )
+    told = head_lie_response(request, body, "chain_id", 0, chain_id=56)[0]
+    assert json.loads(told)[0]["result"] == "0x38"
+
+
+def test_head_lie_syncing_reports_a_sync_short_of_the_head_seen():
+    request = json.dumps(_call(1, "eth_syncing")).encode()
+    body = json.dumps(_answer(1, False)).encode()
+    new, head = head_lie_response(request, body, "syncing", 100, known_head=1000)
+    assert json.loads(new)["result"] == {
+        "startingBlock": "0x0",
+        "currentBlock": hex(900),
+        "highestBlock": hex(1000),
+    }
+    assert head is None
+    # Other modes tell no state lies; a node already syncing is left as it says.
+    assert head_lie_response(request, body, "ahead", 1000) == (None, None)
+    syncing = json.dumps(_answer(1, {"currentBlock": "0x1"})).encode()
+    assert head_lie_response(request, syncing, "syncing", 100) == (None, None)

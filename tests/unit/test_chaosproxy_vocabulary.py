@@ -81,7 +81,22 @@ BAD = [
     (fault(kind="corrupt", params={"mode": "x"}), "faults[0].params.mode must be one of"),
     (fault(kind="stale"), "faults[0].params.lag_blocks is required"),
     (fault(kind="stale", params={"lag_blocks": 0}), "faults[0].params.lag_blocks must be >= 1"),
-    (fault(kind="head_lie"), "faults[0].params.mode must be one of ['ahead', 'zero', 'tags']"),
+    (
+        fault(kind="head_lie"),
+        "faults[0].params.mode must be one of ['ahead', 'zero', 'tags', 'chain_id', 'syncing']",
+    ),
+    (
+        fault(kind="head_lie", params={"mode": "ahead", "chain_id": 1}),
+        "faults[0].params.chain_id applies to mode 'chain_id' only",
+    ),
+    (
+        fault(kind="head_lie", params={"mode": "chain_id", "chain_id": 0}),
+        "faults[0].params.chain_id must be >= 1",
+    ),
+    (
+        fault(kind="head_lie", params={"mode": "chain_id", "blocks": 3}),
+        "faults[0].params.blocks does not apply to mode 'chain_id'",
+    ),
     (
         fault(kind="head_lie", params={"mode": "zero", "blocks": 3}),
         "faults[0].params.blocks does not apply to mode 'zero'",
@@ -225,6 +240,8 @@ def test_ws_presets_map_1006_to_an_abnormal_close():
 def test_a_head_lie_defaults_to_a_chain_far_ahead_and_to_tags_below_finalized():
     assert (one(kind="head_lie", params={"mode": "ahead"}).params.blocks) == 1000
     assert (one(kind="head_lie", params={"mode": "tags"}).params.blocks) == 100
+    assert (one(kind="head_lie", params={"mode": "syncing"}).params.blocks) == 100
+    assert (one(kind="head_lie", params={"mode": "chain_id"}).params.chain_id) is None
 
 
 def test_ws_reorder_defaults_to_swapping_neighbours():

@@ -325,6 +325,7 @@ MIX_CALLS = {
         {"fromBlock": hex(250), "toBlock": hex(260), "address": TOKEN, "topics": [TRANSFER]}
     ],
     "eth_getTransactionReceipt": [MINED_TX],
+    "eth_syncing": [],
 }
 
 
@@ -385,6 +386,17 @@ def test_a_wrong_chain_id_is_invalid_saying_what_was_expected_and_what_came():
     # The literal answer of a router forwarding to a mainnet node by mistake.
     j = chain_judge("eth_chainId", [], b'{"jsonrpc":"2.0","id":"t","result":"0x1"}')
     assert (j.outcome, j.error) == ("invalid", "chain id must be 0x7a69, got 0x1")
+
+
+def test_a_node_reporting_a_sync_on_a_chain_in_sync_is_invalid_and_off_a_mock_shaped_only():
+    status = {"startingBlock": "0x0", "currentBlock": "0x1", "highestBlock": "0x65"}
+    payload = json.dumps({"jsonrpc": "2.0", "id": "t", "result": status}).encode()
+    j = chain_judge("eth_syncing", [], payload)
+    assert j.outcome == "invalid" and j.error.startswith("the chain is in sync: eth_syncing")
+    # Without a truth (a remote fleet) a node may be syncing; only its shape is checked.
+    assert judge("eth_syncing", "t", 200, payload).outcome == "ok"
+    bad = json.dumps({"jsonrpc": "2.0", "id": "t", "result": True}).encode()
+    assert judge("eth_syncing", "t", 200, bad).error.startswith("result must be false or a sync")
 
 
 @pytest.mark.parametrize(

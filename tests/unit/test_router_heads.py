@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import json
 
-from examples.reference_router._heads import HeadTracker, asked_tag, block_of, with_block_number
+from examples.reference_router._heads import (
+    HeadTracker,
+    asked_tag,
+    block_of,
+    chain_id_of,
+    state_lie,
+    with_block_number,
+)
 
 NOW = 1000.0
 
@@ -103,3 +110,31 @@ def test_block_numbers_are_read_and_rewritten_keeping_the_id():
     assert block_of(b'{"jsonrpc":"2.0","id":1,"error":{"code":-32000}}') is None
     assert block_of(b'{"result":"0xzz"}') is None
     assert block_of(b'{"id":1,"result":null}') is None
+
+
+def test_the_fleets_chain_id_is_the_one_more_than_half_of_those_that_answered_agree_on():
+    assert chain_id_of([0x7A69, 0x7A69, 0x1]) == 0x7A69
+    assert chain_id_of([0x7A69, None, None]) == 0x7A69
+    assert chain_id_of([0x7A69, 0x1, None]) is None  # one against one: no fleet's id
+    assert chain_id_of([None, None]) is None
+
+
+def test_another_chains_id_and_a_sync_are_lies_and_errors_and_batches_pass():
+    def call(method: str) -> bytes:
+        return json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": []}).encode()
+
+    def answer(result: object) -> bytes:
+        return json.dumps({"jsonrpc": "2.0", "id": 1, "result": result}).encode()
+
+    chain = call("eth_chainId")
+    assert state_lie(chain, answer("0x7a69"), 0x7A69) is None
+    assert state_lie(chain, answer("0x1"), 0x7A69) == "chain id 0x1 is not the fleet's (0x7a69)"
+    assert state_lie(chain, answer("0x1"), None) is None  # the fleet's id not known yet
+    assert state_lie(call("eth_syncing"), answer(False), 0x7A69) is None
+    assert state_lie(call("eth_syncing"), answer({"currentBlock": "0x1"}), None) == (
+        "upstream reports it is syncing"
+    )
+    error = b'{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"x"}}'
+    assert state_lie(chain, error, 0x7A69) is None
+    assert state_lie(b"[" + chain + b"]", b"[" + answer("0x1") + b"]", 0x7A69) is None
+    assert state_lie(call("eth_blockNumber"), answer("0x1"), 0x7A69) is None

@@ -34,6 +34,8 @@ class Fleet:
         self.behaviour: dict[str, object] = {}
         self.block: dict[str, int] = {n: 0x10 for n in NAMES}
         self.safe: dict[str, int] = {n: 0x08 for n in NAMES}
+        self.chain_id: dict[str, int] = {n: 0x7A69 for n in NAMES}
+        self.syncing: dict[str, object] = {n: False for n in NAMES}
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         name = request.url.host.split(".")[0].upper()
@@ -52,6 +54,10 @@ class Fleet:
         if rpc["method"] == "eth_getBlockByNumber":
             n = self.safe[name] if rpc["params"][0] == "safe" else self.block[name]
             result = {"number": hex(n), "hash": "0x" + "ab" * 32}
+        elif rpc["method"] == "eth_chainId":
+            result = hex(self.chain_id[name])
+        elif rpc["method"] == "eth_syncing":
+            result = self.syncing[name]
         body = json.dumps({"jsonrpc": "2.0", "id": rpc["id"], "result": result})
         return httpx.Response(200, content=body.encode())
 
@@ -240,6 +246,35 @@ async def test_without_consensus_a_head_far_ahead_wins_and_is_served():
     assert answer["result"] == hex(0x10 + 1000) and router.plan(clock())[0] == 0
 
 
+def _call(method: str) -> bytes:
+    return json.dumps({"jsonrpc": "2.0", "id": "bt-0-9", "method": method, "params": []}).encode()
+
+
+async def test_another_chains_id_and_a_sync_in_progress_are_not_served_and_fail_over():
+    fleet, clock = Fleet(), Clock()
+    router = fleet.router(clock)
+    await run_one_poll_round(router)
+    fleet.chain_id["A"] = 0x1  # A now answers as a mainnet node
+    fleet.syncing["A"] = {"currentBlock": "0x1", "highestBlock": "0x10"}
+    fleet.calls.clear()
+    answer = json.loads((await router.forward(_call("eth_chainId"))).body)
+    assert (answer["result"], fleet.calls) == ("0x7a69", ["A", "B"])
+    fleet.calls.clear()
+    answer = json.loads((await router.forward(_call("eth_syncing"))).body)
+    assert (answer["result"], fleet.calls) == (False, ["A", "B"])
+
+
+async def test_without_state_checks_another_chains_id_and_a_sync_are_served():
+    fleet, clock = Fleet(), Clock()
+    router = fleet.router(clock, head_tracking=HeadSettings(state=False))
+    await run_one_poll_round(router)
+    assert router.chain_id is None  # never asked
+    fleet.chain_id["A"], fleet.syncing["A"] = 0x1, {"currentBlock": "0x1"}
+    assert json.loads((await router.forward(_call("eth_chainId"))).body)["result"] == "0x1"
+    syncing = json.loads((await router.forward(_call("eth_syncing"))).body)["result"]
+    assert syncing == {"currentBlock": "0x1"}
+
+
 async def test_a_safe_block_below_one_already_answered_fails_over():
     fleet, clock = Fleet(), Clock()
     router = fleet.router(clock)
@@ -301,10 +336,17 @@ async def test_polls_ask_every_upstream_for_its_head_with_a_router_tag():
     fleet.block.update(A=0x10, B=0x11, C=0x12)
     router = fleet.router(clock)
     await run_one_poll_round(router)
-    assert sorted(fleet.calls) == ["A", "B", "C"]
+    methods = sorted((r.url.host[0], json.loads(r.content)["method"]) for r in fleet.requests)
+    # Its first poll asks each upstream its chain id too (the state checks).
+    assert methods == [(h, m) for h in "abc" for m in ("eth_blockNumber", "eth_chainId")]
     assert router.heads is not None and router.heads.heads == [0x10, 0x11, 0x12]
+    assert router.chain_id == 0x7A69
     tags = [r.headers["x-battle-tag"] for r in fleet.requests]
     assert all(t.startswith("router-poll-") for t in tags)
+    fleet.requests.clear()
+    clock.now += 1.0
+    await run_one_poll_round(router)
+    assert {json.loads(r.content)["method"] for r in fleet.requests} == {"eth_blockNumber"}
 
 
 async def test_polls_skip_open_breakers_rate_limited_and_recently_heard_upstreams():
