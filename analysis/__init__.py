@@ -59,3 +59,8 @@ def __getattr__(name: str) -> Any:
     if home is None:
         raise AttributeError(f"module 'analysis' has no attribute {name!r}")
     return getattr(import_module(f".{home}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    # The lazy names are the package's surface; its own helpers are not.
+    return sorted(__all__)

@@ -26,7 +26,6 @@ __all__ = [
     "DB_NAME",
     "DEFAULT_SETTINGS",
     "DERIVED",
-    "EXPECTED_TABLES",
     "MATERIALISED",
     "VIEWS",
     "build",
@@ -76,9 +75,6 @@ DERIVED = (
     "rate_steps",
     "highest_holding_rate",
 )
-# Tables analysis reads whose producer may not write them yet: created empty with this
-# shape when shards.SCHEMAS does not define them, so that every query still runs.
-EXPECTED_TABLES: dict[str, dict[str, str]] = {}
 # Provider behaviours (providers/behaviour.py) that leave a mock healthy: only its
 # latency. One with an error rate, a rate limit, a lagging head or unsupported methods
 # fails calls by design, so a router may rightly avoid it.
@@ -265,10 +261,6 @@ def build(run_dir: Path) -> tuple[duckdb.DuckDBPyConnection, Path]:
         # Rows need no order inside a table (every query orders what it shows); without
         # it DuckDB builds tables in parallel with less memory.
         con.execute("SET preserve_insertion_order = false")
-        for table, columns in EXPECTED_TABLES.items():
-            if table not in SCHEMAS:
-                cols = ", ".join(f"{c} {t}" for c, t in columns.items())
-                con.execute(f"CREATE TABLE {table} ({cols})")
         for table in SCHEMAS:
             _load_parts(con, run_dir, table)
         _runs_row(con, run_dir, spec)

@@ -554,7 +554,7 @@ def _duration_ns(text: str, where: str) -> int:
     return ns
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Threshold:
     """k6's threshold over a metric of `METRICS`: `metric{filters}: agg op threshold`."""
 
@@ -864,17 +864,17 @@ def parse_slo(text: str, description: str = "", name: str = "") -> Check | Thres
     if agg.startswith("p("):
         agg, pct = "p", float(match["pct"])
     return Threshold(
-        match["metric"],
-        agg,
-        match["op"],
-        float(match["thr"]),
-        tuple(filters),
-        description,
-        name,
-        pct,
-        phase,
-        window_ns,
-        window_text,
+        metric=match["metric"],
+        aggregation=agg,
+        op=match["op"],
+        threshold=float(match["thr"]),
+        filters=tuple(filters),
+        description=description,
+        name=name,
+        percentile=pct,
+        phase=phase,
+        window_ns=window_ns,
+        window_text=window_text,
     )
 
 

@@ -118,8 +118,12 @@ class ExitCode(IntEnum):
     REGRESSION = 4
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RunJudgement:
+    """A run judged: its verdict and exit code, every SLO and validity result with its
+    witnesses, the key figures, tables and series the reports show, and the baseline
+    comparison when one was given."""
+
     run_dir: Path
     verdict: str
     exit_code: ExitCode
@@ -245,18 +249,18 @@ def judge_database(
     spec_path = Path(run_dir) / "scenario.json"
     scenario = json.loads(spec_path.read_text()) if spec_path.exists() else {}
     return RunJudgement(
-        Path(run_dir),
-        verdict,
-        code,
-        slo_results,
-        validity_results,
-        metrics,
-        tables,
-        scenario,
-        series,
-        correlation,
-        comparison,
-        None if baseline is None else baseline.get("run"),
+        run_dir=Path(run_dir),
+        verdict=verdict,
+        exit_code=code,
+        slos=slo_results,
+        validity=validity_results,
+        metrics=metrics,
+        tables=tables,
+        scenario=scenario,
+        series=series,
+        correlation=correlation,
+        comparison=comparison,
+        baseline_run=None if baseline is None else baseline.get("run"),
     )
 
 

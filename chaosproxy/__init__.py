@@ -29,6 +29,7 @@ __all__ = [
     "Listener",
     "Timeline",
     "load_faults",
+    "main",
     "parse_args",
     "parse_faults",
 ]

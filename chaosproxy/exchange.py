@@ -18,7 +18,6 @@ __all__ = [
     "RequestInfo",
     "classify_error",
     "classify_response",
-    "error_body",
     "extract_tag",
     "parse_request",
     "rpc_id_text",
@@ -152,19 +151,3 @@ def classify_error(message: str, *, killed_by_fault: bool, upstream_connected: b
     if not upstream_connected:
         return "conn_error"
     return "reset"
-
-
-def error_body(info: RequestInfo, status: int) -> bytes:
-    """A JSON-RPC error response echoing the request's id(s), for injected errors."""
-
-    # -32603 is JSON-RPC 2.0's "Internal error"; providers behind a failing backend
-    # commonly answer with it.
-    def one(rpc_id: Any) -> dict[str, Any]:
-        return {
-            "jsonrpc": "2.0",
-            "id": rpc_id,
-            "error": {"code": -32603, "message": f"chaosproxy: injected HTTP {status}"},
-        }
-
-    doc: Any = [one(i) for i in info.ids] if info.is_batch else one(info.rpc_id)
-    return json.dumps(doc, separators=(",", ":")).encode()

@@ -628,7 +628,7 @@ assert set(PARAM_PARSERS) == set(KIND_ROLES)
 # -- match ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MatchSpec:
     """Which exchanges (or WebSocket sockets / notifications) of the provider an active
     fault applies to (all by default).
@@ -780,16 +780,16 @@ def _parse_match(where: str, raw: Any, kind: str) -> MatchSpec:
         raise ConfigError(f"{where}.per must be 'request' or 'connection', got {per!r}")
     seed = _int(f"{where}.seed", raw.get("seed", 0), 0)
     return MatchSpec(
-        methods,
-        header_name,
-        header_value,
-        first_n,
-        after_n,
-        probability,
-        per,
-        seed,
-        transport,
-        subscriptions,
+        methods=methods,
+        header=header_name,
+        header_value=header_value,
+        first_n=first_n,
+        after_n=after_n,
+        probability=probability,
+        per=per,
+        seed=seed,
+        transport=transport,
+        subscriptions=subscriptions,
     )
 
 
@@ -858,7 +858,7 @@ def _parse_schedule(where: str, raw: Any, duration_s: float) -> ScheduleSpec:
 # -- the fault --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FaultSpec:
     """One validated fault of the fault file (or of a control API apply)."""
 
@@ -935,7 +935,16 @@ def parse_fault(where: str, item: Any, providers: Collection[str]) -> FaultSpec:
     match = _parse_match(f"{where}.match", item.get("match"), kind)
     schedule = _parse_schedule(f"{where}.schedule", item.get("schedule"), duration_s)
     return FaultSpec(
-        fault_id, provider, kind, start_s, duration_s, raw_params, params, match, schedule, item
+        fault_id=fault_id,
+        provider=provider,
+        kind=kind,
+        start_s=start_s,
+        duration_s=duration_s,
+        raw_params=raw_params,
+        params=params,
+        match=match,
+        schedule=schedule,
+        raw=item,
     )
 
 

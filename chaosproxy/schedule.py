@@ -249,24 +249,6 @@ class Timeline:
             applied.append(t)
         return applied
 
-    def planned_active_at(self, t_ns: int) -> list[FaultRuntime]:
-        """The windows the plan makes active at `t_ns` (empty before `start`)."""
-        if self.t0_ns is None:
-            return []
-        return [
-            rt
-            for rt in self.faults
-            if rt.state != "cancelled"
-            and rt.planned_start is not None
-            and rt.planned_end is not None
-            and rt.planned_start <= t_ns < rt.planned_end
-        ]
-
-    def match(self, provider: str) -> FaultRuntime | None:
-        """The first active window on `provider` (any kind), or None."""
-        active = self.active.get(provider)
-        return active[0] if active else None
-
     def select(
         self,
         provider: str,

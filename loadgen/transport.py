@@ -6,7 +6,8 @@ raises. `outcome_of_exception` is the one place where transport exceptions becom
 
 `Http1Transport` is the hot path (plain `http://` targets): the pure parser of
 `http1.py` driven by trio streams, a pool of keep-alive connections. `HttpxTransport`
-serves `https://` targets (TLS, HTTP/2), where speed matters less than coverage.
+serves `https://` targets (TLS; HTTP/1.1, as its client is made without `http2=True`),
+where speed matters less than coverage.
 """
 
 from __future__ import annotations
@@ -296,7 +297,7 @@ class Http1Transport:
 
 
 class HttpxTransport:
-    """HTTP/1.1 keep-alive POSTs through one httpx client (TLS and HTTP/2 targets)."""
+    """HTTP/1.1 keep-alive POSTs through one httpx client (TLS targets)."""
 
     def __init__(self, url: str, *, max_connections: int = 256) -> None:
         self.url = url

@@ -234,7 +234,7 @@ class Fault:
     """One fault of the chaos plan (the chaos proxy's fault-file object).
 
     Active in `[t0 + start_s, t0 + start_s + duration_s)`, cut into windows by
-    `schedule` (`{"flap": {"down_s", "up_s", "count"}}`, `{"ramp": ...}`, ...); `match`
+    `schedule` (`{"flap": {"down_s", "up_s", "count"}}` or `{"random": ...}`); `match`
     narrows it (`methods`, `probability`, `per`, `seed`). `fault_id` defaults to
     `<provider>-<kind>` (lowercase), numbered when repeated.
     """

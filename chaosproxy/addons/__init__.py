@@ -7,7 +7,6 @@ records) → `WsFaults` (with `WsCalls`: calls over WebSockets) → `RefuseListe
 """
 
 from chaosproxy.addons.control import ControlApi as ControlApi
-from chaosproxy.addons.faults import FAULT_ADDONS as FAULT_ADDONS
 from chaosproxy.addons.faults import HttpFaults as HttpFaults
 from chaosproxy.addons.health import Health as Health
 from chaosproxy.addons.lifecycle import Lifecycle as Lifecycle
@@ -18,7 +17,6 @@ from chaosproxy.addons.state import Providers as Providers
 from chaosproxy.addons.websocket import WsFaults as WsFaults
 
 __all__ = [
-    "FAULT_ADDONS",
     "ControlApi",
     "Health",
     "HttpFaults",

@@ -31,7 +31,7 @@ from chaosproxy.rewrite import (
 )
 from chaosproxy.schedule import FaultRuntime
 
-__all__ = ["FAULT_ADDONS", "HttpFaults", "http_error_response"]
+__all__ = ["HttpFaults", "http_error_response"]
 
 # How often a withheld exchange checks whether its client gave up; bounds how late a
 # hang notices the router's timeout.
@@ -242,6 +242,3 @@ class HttpFaults:
             response.content = new
             if rt not in st.applied_faults:
                 st.applied_faults.append(rt)
-
-
-FAULT_ADDONS = (HttpFaults,)

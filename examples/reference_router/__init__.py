@@ -1,10 +1,10 @@
 """The reference JSON-RPC router: the default system under test.
 
 A trio + h11 HTTP/1.1 front forwards each JSON-RPC request (single or batch) to one of
-several upstreams over a shared ``httpx.AsyncClient``: routing strategies, failover
-within a deadline, a circuit breaker per upstream, rate-limit demotion, head tracking,
-WebSocket subscriptions with gap filling, Prometheus ``/metrics``; each behaviour can
-be switched off in the config.
+several upstreams (a lean HTTP/1.1 client for ``http://``, httpx for ``https://``):
+routing strategies, failover within a deadline, a circuit breaker per upstream,
+rate-limit demotion, head tracking and state checks, WebSocket subscriptions with gap
+filling, Prometheus ``/metrics``; each behaviour can be switched off in the config.
 
 Layout, pure pieces first: ``_policy`` (which failures are retriable), ``_ratelimit``
 (rate limits and their back-off hints), ``_breaker`` (the breaker state machine),

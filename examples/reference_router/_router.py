@@ -3,8 +3,9 @@
 The decisions are made by the pure pieces (:class:`UpstreamSelector` orders the
 upstreams, :class:`CircuitBreaker` and the rate-limit and head state take unwell ones
 out of the way, :func:`classify` judges each attempt); this module only runs the attempts
-over a shared ``httpx.AsyncClient`` under trio deadlines and keeps the counters.
-Tests pass a client built on ``httpx.MockTransport`` to drive it without sockets.
+over the :class:`UpstreamPool` (the lean client for ``http://``, httpx for ``https://``)
+under trio deadlines and keeps the counters. Tests pass an ``httpx.AsyncClient`` built on
+``httpx.MockTransport`` to drive it without sockets.
 """
 
 from __future__ import annotations

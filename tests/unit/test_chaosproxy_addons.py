@@ -238,7 +238,7 @@ def test_control_start_drives_the_schedule_and_second_start_conflicts(control, t
         assert f"already started with t0_ns={t0}" in str(info.value)
         await asyncio.sleep(0.05)
         seen = time.time_ns()
-        assert timeline.match("A").spec.fault_id == "a-reset"
+        assert [rt.spec.fault_id for rt in timeline.active["A"]] == ["a-reset"]
         await api.scheduler.done()
         return t0, seen
 

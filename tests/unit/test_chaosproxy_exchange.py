@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from chaosproxy.exchange import (
     RequestInfo,
     classify_error,
     classify_response,
-    error_body,
     extract_tag,
     parse_request,
     rpc_id_text,
@@ -113,18 +110,3 @@ def test_response_outcome(status, body, expected):
 )
 def test_error_outcome(message, killed, connected, outcome):
     assert classify_error(message, killed_by_fault=killed, upstream_connected=connected) == outcome
-
-
-def test_error_body_echoes_the_request_id():
-    doc = json.loads(error_body(parse_request(b'{"id":"bt-1-1","method":"m"}'), 503))
-    assert doc["id"] == "bt-1-1"
-    assert doc["error"]["code"] == -32603
-    assert "503" in doc["error"]["message"]
-
-
-def test_error_body_for_a_batch_answers_every_element():
-    doc = json.loads(
-        error_body(parse_request(b'[{"id":1,"method":"m"},{"id":2,"method":"m"}]'), 502)
-    )
-    assert [d["id"] for d in doc] == [1, 2]
-    assert all("error" in d for d in doc)

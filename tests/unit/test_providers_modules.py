@@ -1,17 +1,4 @@
-"""Pins the public surface of providers: what scenarios and the CLI may use."""
-
-import types
-
-import providers
-
-
-def test_the_package_exports_exactly_its_public_names():
-    public = {
-        n
-        for n in dir(providers)
-        if not n.startswith("_") and not isinstance(getattr(providers, n), types.ModuleType)
-    }
-    assert public == set(providers.__all__)
+"""Running a provider module as a program (its surface is pinned in test_exports.py)."""
 
 
 def test_running_a_provider_module_does_not_import_it_twice():
